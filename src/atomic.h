@@ -1,0 +1,115 @@
+/*
+ * Atomic access to 32- and 64-bit words in shared memory, with one branch per
+ * compiler. Fields in the mapping are plain integers: another process may
+ * change them at any time, so every access goes through these functions,
+ * which also stop the compiler from reading a field twice.
+ */
+#ifndef SHMRPC_ATOMIC_H
+#define SHMRPC_ATOMIC_H
+
+#include <stdint.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+
+static inline uint32_t shmrpc__load32(const volatile uint32_t *p) {
+  return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+static inline uint32_t shmrpc__load32_relaxed(const volatile uint32_t *p) {
+  return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+static inline void shmrpc__store32(volatile uint32_t *p, uint32_t v) {
+  __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+static inline void shmrpc__store32_relaxed(volatile uint32_t *p, uint32_t v) {
+  __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+/* Sequentially consistent store: orders it before a later load of another
+ * word (the "publish, then look for sleepers" handshake). */
+static inline void shmrpc__store32_sc(volatile uint32_t *p, uint32_t v) {
+  __atomic_store_n(p, v, __ATOMIC_SEQ_CST);
+}
+static inline uint32_t shmrpc__load32_sc(const volatile uint32_t *p) {
+  return __atomic_load_n(p, __ATOMIC_SEQ_CST);
+}
+/* Compare-and-swap; returns 1 if *p was expected and is now desired. */
+static inline int shmrpc__cas32(volatile uint32_t *p, uint32_t expected,
+                                uint32_t desired) {
+  return __atomic_compare_exchange_n(p, &expected, desired, 0,
+                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+static inline uint32_t shmrpc__xchg32(volatile uint32_t *p, uint32_t v) {
+  return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);
+}
+static inline uint32_t shmrpc__add32(volatile uint32_t *p, uint32_t v) {
+  return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST);
+}
+static inline uint64_t shmrpc__load64(const volatile uint64_t *p) {
+  return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+static inline void shmrpc__store64(volatile uint64_t *p, uint64_t v) {
+  __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+static inline void shmrpc__add64(volatile uint64_t *p, uint64_t v) {
+  __atomic_add_fetch(p, v, __ATOMIC_RELAXED);
+}
+/* A hint to the CPU inside a spin loop. */
+static inline void shmrpc__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+#elif defined(_MSC_VER)
+
+#include <intrin.h>
+
+static inline uint32_t shmrpc__load32(const volatile uint32_t *p) {
+  uint32_t v = *p; /* volatile has acquire semantics under /volatile:ms */
+  _ReadWriteBarrier();
+  return v;
+}
+static inline uint32_t shmrpc__load32_relaxed(const volatile uint32_t *p) {
+  return *p;
+}
+static inline void shmrpc__store32(volatile uint32_t *p, uint32_t v) {
+  _ReadWriteBarrier();
+  *p = v;
+}
+static inline void shmrpc__store32_relaxed(volatile uint32_t *p, uint32_t v) {
+  *p = v;
+}
+static inline void shmrpc__store32_sc(volatile uint32_t *p, uint32_t v) {
+  _InterlockedExchange((volatile long *)p, (long)v);
+}
+static inline uint32_t shmrpc__load32_sc(const volatile uint32_t *p) {
+  return (uint32_t)_InterlockedOr((volatile long *)p, 0);
+}
+static inline int shmrpc__cas32(volatile uint32_t *p, uint32_t expected,
+                                uint32_t desired) {
+  return (uint32_t)_InterlockedCompareExchange(
+             (volatile long *)p, (long)desired, (long)expected) == expected;
+}
+static inline uint32_t shmrpc__xchg32(volatile uint32_t *p, uint32_t v) {
+  return (uint32_t)_InterlockedExchange((volatile long *)p, (long)v);
+}
+static inline uint32_t shmrpc__add32(volatile uint32_t *p, uint32_t v) {
+  return (uint32_t)_InterlockedExchangeAdd((volatile long *)p, (long)v) + v;
+}
+static inline uint64_t shmrpc__load64(const volatile uint64_t *p) {
+  return (uint64_t)_InterlockedOr64((volatile __int64 *)p, 0);
+}
+static inline void shmrpc__store64(volatile uint64_t *p, uint64_t v) {
+  _InterlockedExchange64((volatile __int64 *)p, (__int64)v);
+}
+static inline void shmrpc__add64(volatile uint64_t *p, uint64_t v) {
+  _InterlockedExchangeAdd64((volatile __int64 *)p, (__int64)v);
+}
+static inline void shmrpc__cpu_relax(void) { _mm_pause(); }
+
+#else
+#error "shmrpc: no atomics for this compiler"
+#endif
+
+#endif /* SHMRPC_ATOMIC_H */

@@ -1,0 +1,127 @@
+/*
+ * The control block at the start of a service's area, and the slot protocol.
+ *
+ * Area layout (each block starts on its own 64-byte cache line):
+ *
+ *   header    written once by the server before it publishes `magic`
+ *   client    written by the caller that holds the slot mutex
+ *   server    written by the server while it answers
+ *   stats     counters
+ *   message   the application error message of the last answer
+ *   request   `capacity` bytes, written by the caller
+ *   response  `capacity` bytes, written by the server
+ *
+ * Slot states (client.slot_state):
+ *
+ *   FREE --caller posts--> POSTED --server takes--> BUSY --server--> ANSWERED
+ *     ^                      |                                         |
+ *     +--caller withdraws----+            caller reads, or next caller +
+ *
+ * A caller that times out while POSTED withdraws its request (CAS back to
+ * FREE). While BUSY it leaves the slot BUSY: the next caller waits until
+ * the server has answered (ANSWERED with the old sequence number), discards
+ * that answer and only then writes its own request, so it neither receives
+ * the late answer nor overwrites a request the server still reads.
+ *
+ * Everything here may be written by any process that can open the mapping:
+ * each field is read once into a local and validated before use.
+ */
+#ifndef SHMRPC_LAYOUT_H
+#define SHMRPC_LAYOUT_H
+
+#include <stdint.h>
+
+#define SHMRPC__MAGIC 0x43505253u /* "SRPC" */
+#define SHMRPC__PROTOCOL_VERSION 1u
+#define SHMRPC__LINE 64u
+
+enum shmrpc__slot_state {
+  SHMRPC__SLOT_FREE = 0,
+  SHMRPC__SLOT_POSTED = 1,
+  SHMRPC__SLOT_BUSY = 2,
+  SHMRPC__SLOT_ANSWERED = 3
+};
+
+enum shmrpc__server_state {
+  SHMRPC__SERVER_STARTING = 0,
+  SHMRPC__SERVER_RUNNING = 1,
+  SHMRPC__SERVER_STOPPING = 2
+};
+
+/* The status of an answer (server.status): 0 for success, SHMRPC_EAPP with
+ * server.app_code, or a transport code such as SHMRPC_ENOMETHOD. */
+
+typedef struct shmrpc__header {
+  uint32_t magic;         /* SHMRPC__MAGIC, stored last at creation */
+  uint32_t version;       /* SHMRPC__PROTOCOL_VERSION */
+  uint32_t capacity;      /* bytes of the request and of the response area */
+  uint32_t area_size;     /* total bytes of the area */
+  uint64_t generation;    /* random per server instance */
+  uint64_t start_ns;      /* server's monotonic clock at start */
+  uint32_t server_pid;    /* for diagnostics only, never for liveness */
+  uint32_t server_state;  /* enum shmrpc__server_state */
+  uint32_t server_dead;   /* hint set by a caller that saw the server die */
+  uint8_t pad[SHMRPC__LINE - 44];
+} shmrpc__header;
+
+typedef struct shmrpc__client_line {
+  uint32_t slot_state;         /* enum shmrpc__slot_state */
+  uint32_t call_seq;           /* sequence number of the posted call */
+  uint32_t method;             /* method id of the posted call */
+  uint32_t request_len;        /* bytes in the request area */
+  uint32_t request_sleepers;   /* server threads asleep on the request event */
+  uint8_t pad[SHMRPC__LINE - 20];
+} shmrpc__client_line;
+
+typedef struct shmrpc__server_line {
+  uint32_t response_seq;       /* call_seq of the call this answers */
+  int32_t status;              /* 0, SHMRPC_EAPP or a transport code */
+  int32_t app_code;            /* handler's code when status is SHMRPC_EAPP */
+  uint32_t response_len;       /* bytes in the response area */
+  uint32_t message_len;        /* bytes in message[] */
+  uint32_t response_sleepers;  /* callers asleep on the response event */
+  uint8_t pad[SHMRPC__LINE - 24];
+} shmrpc__server_line;
+
+typedef struct shmrpc__stats_line {
+  uint64_t calls;
+  uint64_t app_errors;
+  uint64_t timeouts;
+  uint64_t recoveries;
+  uint64_t bytes_in;
+  uint64_t bytes_out;
+  uint64_t reserved[2];
+} shmrpc__stats_line;
+
+#define SHMRPC__MESSAGE_AREA 256u
+
+typedef struct shmrpc__control {
+  shmrpc__header header;
+  shmrpc__client_line client;
+  shmrpc__server_line server;
+  shmrpc__stats_line stats;
+  char message[SHMRPC__MESSAGE_AREA];
+} shmrpc__control;
+
+_Static_assert(sizeof(shmrpc__header) == SHMRPC__LINE, "header line");
+_Static_assert(sizeof(shmrpc__client_line) == SHMRPC__LINE, "client line");
+_Static_assert(sizeof(shmrpc__server_line) == SHMRPC__LINE, "server line");
+_Static_assert(sizeof(shmrpc__stats_line) == SHMRPC__LINE, "stats line");
+_Static_assert(sizeof(shmrpc__control) % SHMRPC__LINE == 0, "control size");
+
+/* Offsets of the payload areas for a given capacity. */
+static inline uint64_t shmrpc__request_offset(void) {
+  return sizeof(shmrpc__control);
+}
+static inline uint64_t shmrpc__response_offset(uint32_t capacity) {
+  uint64_t aligned = ((uint64_t)capacity + SHMRPC__LINE - 1) &
+                     ~(uint64_t)(SHMRPC__LINE - 1);
+  return sizeof(shmrpc__control) + aligned;
+}
+static inline uint64_t shmrpc__area_size(uint32_t capacity) {
+  uint64_t aligned = ((uint64_t)capacity + SHMRPC__LINE - 1) &
+                     ~(uint64_t)(SHMRPC__LINE - 1);
+  return shmrpc__response_offset(capacity) + aligned;
+}
+
+#endif /* SHMRPC_LAYOUT_H */
