@@ -1,0 +1,133 @@
+/* calc_server [--name NAME]: serves the calculator until SIGINT/SIGTERM. */
+#ifndef _WIN32
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <time.h>
+#endif
+
+#include "calc.h"
+#include "shmrpc.h"
+
+static shmrpc_server *served;
+
+static void on_signal(int signo) {
+  (void)signo;
+  shmrpc_server_stop(served); /* async-signal-safe */
+}
+
+static void sleep_ms(int64_t ms) {
+#ifdef _WIN32
+  Sleep((DWORD)ms);
+#else
+  struct timespec ts;
+  ts.tv_sec = (time_t)(ms / 1000);
+  ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+#endif
+}
+
+static int reply_i64(shmrpc_reply *reply, int64_t value) {
+  unsigned char out[8];
+  calc_put_i64(out, value);
+  return shmrpc_reply_write(reply, out, sizeof(out));
+}
+
+static int handle_binary(void *user_data, const void *request,
+                         size_t request_len, shmrpc_reply *reply) {
+  int method = (int)(intptr_t)user_data;
+  const unsigned char *in = request;
+  char msg[SHMRPC_MESSAGE_MAX + 1];
+  int64_t result = 0;
+  int rc;
+  if (request_len != 16)
+    return shmrpc_reply_error(reply, CALC_ERR_BAD_REQUEST,
+                              "expected two 64-bit integers");
+  rc = calc_apply(method, calc_get_i64(in), calc_get_i64(in + 8), &result, msg,
+                  sizeof(msg));
+  if (rc != 0)
+    return shmrpc_reply_error(reply, rc, msg);
+  return reply_i64(reply, result);
+}
+
+static int handle_eval(void *user_data, const void *request,
+                       size_t request_len, shmrpc_reply *reply) {
+  char msg[SHMRPC_MESSAGE_MAX + 1];
+  int64_t result = 0;
+  int rc;
+  (void)user_data;
+  rc = calc_eval(request, request_len, &result, msg, sizeof(msg));
+  if (rc != 0)
+    return shmrpc_reply_error(reply, rc, msg);
+  return reply_i64(reply, result);
+}
+
+static int handle_sleep(void *user_data, const void *request,
+                        size_t request_len, shmrpc_reply *reply) {
+  int64_t ms;
+  (void)user_data;
+  if (request_len != 8)
+    return shmrpc_reply_error(reply, CALC_ERR_BAD_REQUEST,
+                              "expected one 64-bit integer");
+  ms = calc_get_i64(request);
+  if (ms < 0 || ms > 600000)
+    return shmrpc_reply_error(reply, CALC_ERR_BAD_REQUEST,
+                              "sleep takes 0 to 600000 ms");
+  sleep_ms(ms);
+  return reply_i64(reply, ms);
+}
+
+int main(int argc, char **argv) {
+  const char *name = CALC_DEFAULT_NAME;
+  int i, rc;
+
+  for (i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
+      name = argv[++i];
+    } else {
+      fprintf(stderr, "usage: calc_server [--name NAME]\n");
+      return 2;
+    }
+  }
+
+  rc = shmrpc_server_create(&served, name, NULL);
+  if (rc != 0) {
+    fprintf(stderr, "calc_server: cannot serve '%s': %s\n", name,
+            shmrpc_strerror(rc));
+    return 1;
+  }
+  shmrpc_server_register(served, CALC_ADD, "add", handle_binary,
+                         (void *)(intptr_t)CALC_ADD);
+  shmrpc_server_register(served, CALC_SUB, "sub", handle_binary,
+                         (void *)(intptr_t)CALC_SUB);
+  shmrpc_server_register(served, CALC_MUL, "mul", handle_binary,
+                         (void *)(intptr_t)CALC_MUL);
+  shmrpc_server_register(served, CALC_DIV, "div", handle_binary,
+                         (void *)(intptr_t)CALC_DIV);
+  shmrpc_server_register(served, CALC_MOD, "mod", handle_binary,
+                         (void *)(intptr_t)CALC_MOD);
+  shmrpc_server_register(served, CALC_EVAL, "eval", handle_eval, NULL);
+  shmrpc_server_register(served, CALC_SLEEP, "sleep", handle_sleep, NULL);
+
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+
+  printf("calc_server: serving '%s'\n", name);
+  fflush(stdout);
+  rc = shmrpc_server_run(served);
+  shmrpc_server_destroy(served);
+  if (rc != 0) {
+    fprintf(stderr, "calc_server: %s\n", shmrpc_strerror(rc));
+    return 1;
+  }
+  fprintf(stderr, "calc_server: stopped\n");
+  return 0;
+}

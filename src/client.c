@@ -1,0 +1,356 @@
+/* The client: opens a service and makes blocking calls through its slot. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+struct shmrpc_client {
+  char name[SHMRPC_NAME_MAX + 1];
+  int global_namespace;
+  uint64_t spin_ns;
+  shmrpc__os_service *service;  /* NULL while disconnected */
+  shmrpc__control *control;     /* start of the area */
+  unsigned char *request_area;  /* in shared memory */
+  unsigned char *response_area; /* in shared memory: untrusted */
+  uint32_t capacity;            /* validated when connecting */
+  uint32_t waiting_seq;         /* the call being waited for */
+  int32_t app_code;             /* of the last SHMRPC_EAPP */
+  char app_message[SHMRPC_MESSAGE_MAX + 1];
+};
+
+void shmrpc_client_options_init(shmrpc_client_options *options) {
+  if (options == NULL)
+    return;
+  memset(options, 0, sizeof(*options));
+  options->spin_us = -1;
+}
+
+static void disconnect(shmrpc_client *client) {
+  shmrpc__os_service_close(client->service);
+  client->service = NULL;
+  client->control = NULL;
+  client->capacity = 0;
+}
+
+/* Validates a freshly mapped area. Returns 0, SHMRPC_ENOSERVER when the
+ * server is still starting or already stopping (worth retrying), or
+ * SHMRPC_EPROTO when it is not a compatible service. */
+static int check_area(shmrpc_client *client, void *area, size_t area_size) {
+  shmrpc__header *header = area;
+  uint32_t magic, version, capacity, state;
+
+  if (area_size < sizeof(shmrpc__control))
+    return SHMRPC_ENOSERVER;
+  magic = shmrpc__load32(&header->magic);
+  if (magic == 0)
+    return SHMRPC_ENOSERVER;
+  version = shmrpc__load32_relaxed(&header->version);
+  capacity = shmrpc__load32_relaxed(&header->capacity);
+  if (magic != SHMRPC__MAGIC || version != SHMRPC__PROTOCOL_VERSION ||
+      capacity == 0 || capacity > SHMRPC_MAX_CAPACITY ||
+      shmrpc__area_size(capacity) > area_size)
+    return SHMRPC_EPROTO;
+  state = shmrpc__load32_relaxed(&header->server_state);
+  if (state != SHMRPC__SERVER_RUNNING)
+    return SHMRPC_ENOSERVER;
+  client->capacity = capacity;
+  client->control = area;
+  client->request_area = shmrpc__request_area(area);
+  client->response_area = shmrpc__response_area(area, capacity);
+  return 0;
+}
+
+/* Connects, polling for the server until the deadline. */
+static int connect_service(shmrpc_client *client,
+                           const shmrpc__deadline *deadline) {
+  int32_t pause_ms = 1;
+  for (;;) {
+    void *area = NULL;
+    size_t area_size = 0;
+    int rc = shmrpc__os_service_open(client->name, client->global_namespace,
+                                     &client->service, &area, &area_size);
+    if (rc == 0) {
+      rc = check_area(client, area, area_size);
+      if (rc == 0)
+        return 0;
+      disconnect(client);
+    }
+    if (rc != SHMRPC_ENOSERVER)
+      return rc;
+    /* No notification exists for a name appearing: poll, backing off. */
+    pause_ms = shmrpc__deadline_slice(deadline, pause_ms);
+    if (pause_ms == 0)
+      return SHMRPC_ENOSERVER;
+    shmrpc__os_sleep_ms(pause_ms);
+    pause_ms = pause_ms < 16 ? pause_ms * 2 : 20;
+  }
+}
+
+int shmrpc_client_open(shmrpc_client **out, const char *name,
+                       const shmrpc_client_options *options,
+                       int32_t timeout_ms) {
+  shmrpc_client *client;
+  shmrpc__deadline deadline;
+  int rc;
+
+  if (out == NULL)
+    return SHMRPC_EINVAL;
+  *out = NULL;
+  if (shmrpc_name_check(name) != 0 || timeout_ms < SHMRPC_INFINITE ||
+      (options != NULL && options->spin_us < -1))
+    return SHMRPC_EINVAL;
+  client = calloc(1, sizeof(*client));
+  if (client == NULL)
+    return SHMRPC_ENOMEM;
+  strcpy(client->name, name); /* length checked by shmrpc_name_check */
+  client->global_namespace = options != NULL && options->global_namespace;
+  client->spin_ns = shmrpc__spin_ns(options != NULL ? options->spin_us : -1);
+
+  deadline = shmrpc__deadline_in(timeout_ms);
+  rc = connect_service(client, &deadline);
+  if (rc != 0) {
+    free(client);
+    return rc;
+  }
+  *out = client;
+  return 0;
+}
+
+void shmrpc_client_close(shmrpc_client *client) {
+  if (client == NULL)
+    return;
+  disconnect(client);
+  free(client);
+}
+
+size_t shmrpc_client_capacity(const shmrpc_client *client) {
+  return client == NULL ? 0 : client->capacity;
+}
+
+int32_t shmrpc_client_app_error(const shmrpc_client *client,
+                                const char **message) {
+  if (message != NULL)
+    *message = client == NULL ? "" : client->app_message;
+  return client == NULL ? 0 : client->app_code;
+}
+
+/* Is the server still there? Cheap checks first; the kernel has the last
+ * word. Returns 0, SHMRPC_ESHUTDOWN or SHMRPC_ESERVERDIED. */
+static int server_health(void *ctx) {
+  shmrpc_client *client = ctx;
+  shmrpc__header *header = &client->control->header;
+  if (shmrpc__load32(&header->server_state) == SHMRPC__SERVER_STOPPING)
+    return SHMRPC_ESHUTDOWN;
+  if (!shmrpc__os_server_alive(client->service)) {
+    /* Tell callers queued behind us, so they need not find out slowly. */
+    shmrpc__store32(&header->server_dead, 1);
+    return SHMRPC_ESERVERDIED;
+  }
+  return 0;
+}
+
+static int slot_not_busy(void *ctx) {
+  shmrpc_client *client = ctx;
+  return shmrpc__load32_sc(&client->control->client.slot_state) !=
+                 SHMRPC__SLOT_BUSY
+             ? 1
+             : 0;
+}
+
+static int answer_ready(void *ctx) {
+  shmrpc_client *client = ctx;
+  shmrpc__control *control = client->control;
+  if (shmrpc__load32_sc(&control->client.slot_state) != SHMRPC__SLOT_ANSWERED)
+    return 0;
+  return shmrpc__load32(&control->server.response_seq) == client->waiting_seq
+             ? 1
+             : 0;
+}
+
+/* Takes the slot mutex in slices so that a dead or stopping server ends the
+ * wait early. Repairs nothing yet: that is prepare_slot's job. */
+static int lock_slot(shmrpc_client *client, const shmrpc__deadline *deadline) {
+  shmrpc__control *control = client->control;
+  for (;;) {
+    int32_t slice = shmrpc__deadline_slice(deadline, SHMRPC__SLICE_MS);
+    int rc = shmrpc__os_slot_lock(client->service, slice);
+    if (rc == SHMRPC__ABANDONED) {
+      shmrpc__add64(&control->stats.recoveries, 1);
+      return 0;
+    }
+    if (rc != SHMRPC_ETIMEDOUT)
+      return rc;
+    rc = server_health(client);
+    if (rc != 0)
+      return rc;
+    if (slice == 0 || shmrpc__deadline_expired(deadline))
+      return SHMRPC_ETIMEDOUT;
+  }
+}
+
+/*
+ * With the mutex held, brings the slot to FREE. What a previous holder left
+ * behind tells what happened to it: POSTED means it died before the server
+ * took the call (withdraw it); BUSY means it timed out or died while the
+ * server works (wait for that answer, then discard it); ANSWERED means its
+ * answer was never read (discard it). Anything else is corruption.
+ */
+static int prepare_slot(shmrpc_client *client,
+                        const shmrpc__deadline *deadline) {
+  volatile uint32_t *state = &client->control->client.slot_state;
+  for (;;) {
+    uint32_t seen = shmrpc__load32_sc(state);
+    int rc;
+    switch (seen) {
+    case SHMRPC__SLOT_FREE:
+      return 0;
+    case SHMRPC__SLOT_POSTED:
+    case SHMRPC__SLOT_ANSWERED:
+      (void)shmrpc__cas32(state, seen, SHMRPC__SLOT_FREE);
+      break;
+    case SHMRPC__SLOT_BUSY:
+      rc = shmrpc__wait(client->service, SHMRPC__EVENT_RESPONSE,
+                        &client->control->server.response_sleepers,
+                        slot_not_busy, server_health, client, client->spin_ns,
+                        deadline, SHMRPC__SLICE_MS);
+      if (rc < 0)
+        return rc;
+      break;
+    default:
+      (void)shmrpc__cas32(state, seen, SHMRPC__SLOT_FREE);
+      break;
+    }
+  }
+}
+
+/* Copies the answer of the call out of the slot. */
+static int take_answer(shmrpc_client *client, void *response,
+                       size_t response_cap, size_t *response_len) {
+  shmrpc__control *control = client->control;
+  int32_t status = (int32_t)shmrpc__load32_relaxed(
+      (volatile uint32_t *)&control->server.status);
+  uint32_t len = shmrpc__load32_relaxed(&control->server.response_len);
+
+  switch (status) {
+  case 0:
+    if (len > client->capacity)
+      return SHMRPC_EPROTO;
+    if (response_len != NULL)
+      *response_len = len;
+    if (len > response_cap)
+      return SHMRPC_ETOOBIG;
+    if (len > 0)
+      memcpy(response, client->response_area, len);
+    return 0;
+  case SHMRPC_EAPP: {
+    uint32_t message_len =
+        shmrpc__load32_relaxed(&control->server.message_len);
+    int32_t code = (int32_t)shmrpc__load32_relaxed(
+        (volatile uint32_t *)&control->server.app_code);
+    if (message_len > SHMRPC_MESSAGE_MAX)
+      message_len = SHMRPC_MESSAGE_MAX;
+    memcpy(client->app_message, control->message, message_len);
+    client->app_message[message_len] = '\0';
+    client->app_code = code > 0 ? code : 1;
+    return SHMRPC_EAPP;
+  }
+  case SHMRPC_ENOMETHOD:
+  case SHMRPC_ETOOBIG:
+  case SHMRPC_ESHUTDOWN:
+    return status;
+  default:
+    return SHMRPC_EPROTO;
+  }
+}
+
+/* Ends a call that was posted but not answered in time: withdraw it if the
+ * server has not taken it; else leave it BUSY for the next caller to wait
+ * out. Returns 1 if the answer arrived after all. */
+static int abandon_call(shmrpc_client *client) {
+  volatile uint32_t *state = &client->control->client.slot_state;
+  if (shmrpc__cas32(state, SHMRPC__SLOT_POSTED, SHMRPC__SLOT_FREE))
+    return 0;
+  return answer_ready(client);
+}
+
+int shmrpc_call(shmrpc_client *client, uint32_t method, const void *request,
+                size_t request_len, void *response, size_t response_cap,
+                size_t *response_len, int32_t timeout_ms) {
+  shmrpc__deadline deadline;
+  shmrpc__control *control;
+  uint32_t seq;
+  int rc;
+
+  if (client == NULL || (request == NULL && request_len > 0) ||
+      (response == NULL && response_cap > 0) || timeout_ms < SHMRPC_INFINITE)
+    return SHMRPC_EINVAL;
+  client->app_code = 0;
+  client->app_message[0] = '\0';
+  if (response_len != NULL)
+    *response_len = 0;
+  deadline = shmrpc__deadline_in(timeout_ms);
+
+  if (client->service == NULL) {
+    rc = connect_service(client, &deadline);
+    if (rc != 0)
+      return rc;
+  }
+  if (request_len > client->capacity)
+    return SHMRPC_ETOOBIG;
+  control = client->control;
+
+  rc = lock_slot(client, &deadline);
+  if (rc != 0)
+    goto fail_unlocked;
+  SHMRPC__FAULT("client_locked");
+
+  if (shmrpc__load32(&control->header.server_dead) != 0 ||
+      shmrpc__load32(&control->header.server_state) != SHMRPC__SERVER_RUNNING) {
+    rc = server_health(client);
+    if (rc != 0)
+      goto fail_locked;
+    /* A false hint (the server lives): clear it. */
+    shmrpc__store32(&control->header.server_dead, 0);
+  }
+  rc = prepare_slot(client, &deadline);
+  if (rc != 0)
+    goto fail_locked;
+
+  /* The slot is FREE and ours: write the request, then post it. */
+  seq = shmrpc__load32_relaxed(&control->client.call_seq) + 1u;
+  if (request_len > 0)
+    memcpy(client->request_area, request, request_len);
+  shmrpc__store32_relaxed(&control->client.method, method);
+  shmrpc__store32_relaxed(&control->client.request_len, (uint32_t)request_len);
+  shmrpc__store32_relaxed(&control->client.call_seq, seq);
+  client->waiting_seq = seq;
+  shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_POSTED);
+  if (shmrpc__load32_sc(&control->client.request_sleepers) != 0)
+    shmrpc__os_event_set(client->service, SHMRPC__EVENT_REQUEST);
+  SHMRPC__FAULT("client_posted");
+
+  rc = shmrpc__wait(client->service, SHMRPC__EVENT_RESPONSE,
+                    &control->server.response_sleepers, answer_ready,
+                    server_health, client, client->spin_ns, &deadline,
+                    SHMRPC__SLICE_MS);
+  if (rc < 0 && !abandon_call(client))
+    goto fail_locked;
+  SHMRPC__FAULT("client_answered");
+
+  rc = take_answer(client, response, response_cap, response_len);
+  shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_FREE);
+  shmrpc__os_slot_unlock(client->service);
+  if (rc == SHMRPC_ESHUTDOWN)
+    disconnect(client);
+  return rc;
+
+fail_locked:
+  shmrpc__os_slot_unlock(client->service);
+fail_unlocked:
+  if (rc == SHMRPC_ETIMEDOUT)
+    shmrpc__add64(&control->stats.timeouts, 1);
+  /* Report a dead or stopped server once; the next call reconnects. */
+  if (rc == SHMRPC_ESERVERDIED || rc == SHMRPC_ESHUTDOWN)
+    disconnect(client);
+  return rc;
+}

@@ -1,0 +1,74 @@
+/*
+ * Internal declarations shared by the core's files in src/. Nothing here is
+ * platform specific: the core reaches the operating system through os.h.
+ */
+#ifndef SHMRPC_CORE_H
+#define SHMRPC_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "atomic.h"
+#include "layout.h"
+#include "os.h"
+#include "shmrpc.h"
+
+/* How long one kernel wait lasts before a waiter looks at the server's
+ * health again. It bounds how late a caller notices a dead server. */
+#define SHMRPC__SLICE_MS 20
+/* The server's idle wait slice; it only guards against a lost wake-up. */
+#define SHMRPC__IDLE_SLICE_MS 1000
+/* Default spin window before sleeping in the kernel. */
+#define SHMRPC__DEFAULT_SPIN_US 100
+
+/* An absolute deadline on the monotonic clock; `infinite` ignores end_ns. */
+typedef struct shmrpc__deadline {
+  uint64_t end_ns;
+  int infinite;
+} shmrpc__deadline;
+
+shmrpc__deadline shmrpc__deadline_in(int32_t timeout_ms);
+/* Milliseconds left, rounded up, capped at cap_ms; SHMRPC_INFINITE never
+ * appears: an infinite deadline gives cap_ms. 0 when expired. */
+int32_t shmrpc__deadline_slice(const shmrpc__deadline *deadline,
+                               int32_t cap_ms);
+int shmrpc__deadline_expired(const shmrpc__deadline *deadline);
+
+/* The spin window in nanoseconds for an option value (-1 = default); 0 on a
+ * single CPU, where spinning only delays the peer. */
+uint64_t shmrpc__spin_ns(int32_t spin_us);
+
+/*
+ * shmrpc__wait waits until ready(ctx) returns non-zero and returns that
+ * value. It spins for spin_ns, then sleeps on `event` in slices, keeping
+ * *sleepers (in shared memory) counted so the peer signals only when someone
+ * sleeps. Before each sleep it calls health(ctx) if not NULL; a negative
+ * result ends the wait with that result. At the deadline it returns
+ * SHMRPC_ETIMEDOUT. ready() must load the state it tests with a
+ * sequentially consistent load (the sleepers handshake relies on it).
+ */
+int shmrpc__wait(shmrpc__os_service *service, enum shmrpc__os_event event,
+                 volatile uint32_t *sleepers, int (*ready)(void *ctx),
+                 int (*health)(void *ctx), void *ctx, uint64_t spin_ns,
+                 const shmrpc__deadline *deadline, int32_t slice_ms);
+
+/* Test-only fault points: with SHMRPC_FAULT_INJECTION compiled in, the
+ * process dies at the point whose name the SHMRPC_FAULT environment variable
+ * holds. Compiled out otherwise. */
+#ifdef SHMRPC_FAULT_INJECTION
+void shmrpc__fault_point(const char *where);
+#define SHMRPC__FAULT(where) shmrpc__fault_point(where)
+#else
+#define SHMRPC__FAULT(where) ((void)0)
+#endif
+
+/* Pointers into an area of `capacity`. */
+static inline unsigned char *shmrpc__request_area(void *area) {
+  return (unsigned char *)area + shmrpc__request_offset();
+}
+static inline unsigned char *shmrpc__response_area(void *area,
+                                                   uint32_t capacity) {
+  return (unsigned char *)area + shmrpc__response_offset(capacity);
+}
+
+#endif /* SHMRPC_CORE_H */

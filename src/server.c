@@ -1,0 +1,367 @@
+/* The server: creates the service, waits for posted calls, runs handlers and
+ * answers. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+typedef struct shmrpc__method {
+  uint32_t id;
+  char *name;
+  shmrpc_handler handler;
+  void *user_data;
+} shmrpc__method;
+
+struct shmrpc_server {
+  shmrpc__os_service *service; /* the named objects */
+  shmrpc__control *control;    /* start of the area */
+  unsigned char *request_area; /* in shared memory: untrusted */
+  unsigned char *response_area;
+  unsigned char *request_copy; /* private copy handlers read */
+  uint32_t capacity;
+  uint64_t spin_ns;
+  uint64_t start_ns;
+  volatile uint32_t stop_requested; /* set by shmrpc_server_stop */
+  shmrpc__method *methods;
+  size_t method_count;
+};
+
+struct shmrpc_reply {
+  shmrpc_server *server;
+  size_t len;            /* committed response bytes */
+  int32_t app_code;      /* non-zero once the handler failed */
+  size_t message_len;
+  char message[SHMRPC_MESSAGE_MAX];
+};
+
+void shmrpc_server_options_init(shmrpc_server_options *options) {
+  if (options == NULL)
+    return;
+  memset(options, 0, sizeof(*options));
+  options->capacity = SHMRPC_DEFAULT_CAPACITY;
+  options->access = SHMRPC_ACCESS_OWNER;
+  options->spin_us = -1;
+}
+
+int shmrpc_server_create(shmrpc_server **out, const char *name,
+                         const shmrpc_server_options *options) {
+  shmrpc_server_options defaults;
+  shmrpc__os_create_options os_options;
+  shmrpc_server *server;
+  shmrpc__header *header;
+  void *area = NULL;
+  size_t capacity;
+  int rc;
+
+  if (out == NULL)
+    return SHMRPC_EINVAL;
+  *out = NULL;
+  if (shmrpc_name_check(name) != 0)
+    return SHMRPC_EINVAL;
+  if (options == NULL) {
+    shmrpc_server_options_init(&defaults);
+    options = &defaults;
+  }
+  capacity = options->capacity == 0 ? SHMRPC_DEFAULT_CAPACITY
+                                    : options->capacity;
+  if (capacity > SHMRPC_MAX_CAPACITY || options->access < 0 ||
+      options->access > SHMRPC_ACCESS_EVERYONE || options->spin_us < -1)
+    return SHMRPC_EINVAL;
+
+  server = calloc(1, sizeof(*server));
+  if (server == NULL)
+    return SHMRPC_ENOMEM;
+  server->capacity = (uint32_t)capacity;
+  server->spin_ns = shmrpc__spin_ns(options->spin_us);
+  server->request_copy = malloc(capacity);
+  if (server->request_copy == NULL) {
+    free(server);
+    return SHMRPC_ENOMEM;
+  }
+
+  os_options.area_size = (size_t)shmrpc__area_size(server->capacity);
+  os_options.access = options->access;
+  os_options.global_namespace = options->global_namespace;
+  rc = shmrpc__os_service_create(name, &os_options, &server->service, &area);
+  if (rc != 0) {
+    free(server->request_copy);
+    free(server);
+    return rc;
+  }
+
+  server->control = area;
+  server->request_area = shmrpc__request_area(area);
+  server->response_area = shmrpc__response_area(area, server->capacity);
+  server->start_ns = shmrpc__os_now_ns();
+
+  header = &server->control->header;
+  header->version = SHMRPC__PROTOCOL_VERSION;
+  header->capacity = server->capacity;
+  header->area_size = (uint32_t)os_options.area_size;
+  header->generation = shmrpc__os_random64();
+  header->start_ns = server->start_ns;
+  header->server_pid = shmrpc__os_pid();
+  header->server_state = SHMRPC__SERVER_RUNNING;
+  /* Clients trust nothing until the magic appears: store it last. */
+  shmrpc__store32(&header->magic, SHMRPC__MAGIC);
+
+  *out = server;
+  return 0;
+}
+
+int shmrpc_server_register(shmrpc_server *server, uint32_t method,
+                           const char *name, shmrpc_handler handler,
+                           void *user_data) {
+  shmrpc__method *grown;
+  size_t i, name_len;
+  char *name_copy;
+
+  if (server == NULL || handler == NULL || name == NULL ||
+      method >= SHMRPC_METHOD_RESERVED)
+    return SHMRPC_EINVAL;
+  name_len = strlen(name);
+  if (name_len == 0 || name_len > SHMRPC_NAME_MAX)
+    return SHMRPC_EINVAL;
+  for (i = 0; i < server->method_count; i++) {
+    if (server->methods[i].id == method)
+      return SHMRPC_EEXIST;
+  }
+  name_copy = malloc(name_len + 1);
+  if (name_copy == NULL)
+    return SHMRPC_ENOMEM;
+  memcpy(name_copy, name, name_len + 1);
+  grown = realloc(server->methods,
+                  (server->method_count + 1) * sizeof(*server->methods));
+  if (grown == NULL) {
+    free(name_copy);
+    return SHMRPC_ENOMEM;
+  }
+  server->methods = grown;
+  grown[server->method_count].id = method;
+  grown[server->method_count].name = name_copy;
+  grown[server->method_count].handler = handler;
+  grown[server->method_count].user_data = user_data;
+  server->method_count++;
+  return 0;
+}
+
+int shmrpc_reply_write(shmrpc_reply *reply, const void *data, size_t len) {
+  if (reply == NULL || (data == NULL && len > 0))
+    return SHMRPC_EINVAL;
+  if (len > reply->server->capacity)
+    return SHMRPC_ETOOBIG;
+  if (len > 0)
+    memcpy(reply->server->response_area, data, len);
+  reply->len = len;
+  return 0;
+}
+
+void *shmrpc_reply_buffer(shmrpc_reply *reply, size_t *capacity) {
+  if (reply == NULL)
+    return NULL;
+  if (capacity != NULL)
+    *capacity = reply->server->capacity;
+  return reply->server->response_area;
+}
+
+int shmrpc_reply_commit(shmrpc_reply *reply, size_t len) {
+  if (reply == NULL)
+    return SHMRPC_EINVAL;
+  if (len > reply->server->capacity)
+    return SHMRPC_ETOOBIG;
+  reply->len = len;
+  return 0;
+}
+
+int shmrpc_reply_error(shmrpc_reply *reply, int32_t code,
+                       const char *message) {
+  if (code <= 0)
+    code = 1;
+  if (reply == NULL)
+    return code;
+  reply->app_code = code;
+  reply->message_len = 0;
+  if (message != NULL) {
+    size_t len = strlen(message);
+    if (len > SHMRPC_MESSAGE_MAX)
+      len = SHMRPC_MESSAGE_MAX;
+    memcpy(reply->message, message, len);
+    reply->message_len = len;
+  }
+  return code;
+}
+
+static const shmrpc__method *find_method(const shmrpc_server *server,
+                                         uint32_t id) {
+  size_t i;
+  for (i = 0; i < server->method_count; i++) {
+    if (server->methods[i].id == id)
+      return &server->methods[i];
+  }
+  return NULL;
+}
+
+/* Runs the call whose request (already copied) is in request_copy, and
+ * returns its status; the reply holds the response length and error. */
+static int32_t dispatch(shmrpc_server *server, uint32_t method,
+                        size_t request_len, shmrpc_reply *reply) {
+  const shmrpc__method *entry;
+  int handler_rc;
+
+  if (method == SHMRPC_METHOD_PING)
+    return shmrpc_reply_write(reply, server->request_copy, request_len);
+  entry = find_method(server, method);
+  if (entry == NULL)
+    return SHMRPC_ENOMETHOD;
+  handler_rc = entry->handler(entry->user_data, server->request_copy,
+                              request_len, reply);
+  if (handler_rc != 0 && reply->app_code == 0)
+    reply->app_code = handler_rc > 0 ? handler_rc : 1;
+  return reply->app_code != 0 ? SHMRPC_EAPP : 0;
+}
+
+/* Publishes an answer for call `seq` and wakes the caller if it sleeps. */
+static void answer(shmrpc_server *server, uint32_t seq, int32_t status,
+                   const shmrpc_reply *reply) {
+  shmrpc__control *control = server->control;
+  size_t message_len = status == SHMRPC_EAPP ? reply->message_len : 0;
+  uint32_t response_len = status == 0 ? (uint32_t)reply->len : 0;
+
+  if (message_len > 0)
+    memcpy(control->message, reply->message, message_len);
+  shmrpc__store32_relaxed(&control->server.message_len, (uint32_t)message_len);
+  shmrpc__store32_relaxed((volatile uint32_t *)&control->server.app_code,
+                          status == SHMRPC_EAPP ? (uint32_t)reply->app_code
+                                                : 0u);
+  shmrpc__store32_relaxed((volatile uint32_t *)&control->server.status,
+                          (uint32_t)status);
+  shmrpc__store32_relaxed(&control->server.response_len, response_len);
+  shmrpc__store32_relaxed(&control->server.response_seq, seq);
+  shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_ANSWERED);
+  if (shmrpc__load32_sc(&control->server.response_sleepers) != 0)
+    shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
+
+  shmrpc__add64(&control->stats.calls, 1);
+  shmrpc__add64(&control->stats.bytes_out, response_len);
+  if (status == SHMRPC_EAPP)
+    shmrpc__add64(&control->stats.app_errors, 1);
+}
+
+static int request_ready(void *ctx) {
+  shmrpc_server *server = ctx;
+  if (shmrpc__load32_relaxed(&server->stop_requested))
+    return SHMRPC_ESHUTDOWN;
+  return shmrpc__load32_sc(&server->control->client.slot_state) ==
+                 SHMRPC__SLOT_POSTED
+             ? 1
+             : 0;
+}
+
+/* Waits for one posted call and answers it. */
+static int serve_one(shmrpc_server *server, const shmrpc__deadline *deadline) {
+  shmrpc__control *control = server->control;
+  shmrpc_reply reply;
+  uint32_t seq, method, request_len;
+  int32_t status;
+  int rc;
+
+  for (;;) {
+    rc = shmrpc__wait(server->service, SHMRPC__EVENT_REQUEST,
+                      &control->client.request_sleepers, request_ready, NULL,
+                      server, server->spin_ns, deadline,
+                      SHMRPC__IDLE_SLICE_MS);
+    if (rc < 0)
+      return rc;
+    /* The caller may have withdrawn the request in the meantime. */
+    if (shmrpc__cas32(&control->client.slot_state, SHMRPC__SLOT_POSTED,
+                      SHMRPC__SLOT_BUSY))
+      break;
+  }
+  SHMRPC__FAULT("server_busy");
+
+  /* Read each field once, then validate: the caller may be hostile. */
+  seq = shmrpc__load32_relaxed(&control->client.call_seq);
+  method = shmrpc__load32_relaxed(&control->client.method);
+  request_len = shmrpc__load32_relaxed(&control->client.request_len);
+
+  memset(&reply, 0, sizeof(reply));
+  reply.server = server;
+  if (request_len > server->capacity) {
+    status = SHMRPC_ETOOBIG;
+  } else {
+    memcpy(server->request_copy, server->request_area, request_len);
+    shmrpc__add64(&control->stats.bytes_in, request_len);
+    status = dispatch(server, method, request_len, &reply);
+  }
+  answer(server, seq, status, &reply);
+  SHMRPC__FAULT("server_answered");
+  return 0;
+}
+
+int shmrpc_server_run_once(shmrpc_server *server, int32_t timeout_ms) {
+  shmrpc__deadline deadline;
+  if (server == NULL || timeout_ms < SHMRPC_INFINITE)
+    return SHMRPC_EINVAL;
+  deadline = shmrpc__deadline_in(timeout_ms);
+  return serve_one(server, &deadline);
+}
+
+int shmrpc_server_run(shmrpc_server *server) {
+  shmrpc__deadline forever = shmrpc__deadline_in(SHMRPC_INFINITE);
+  int rc;
+  if (server == NULL)
+    return SHMRPC_EINVAL;
+  do {
+    rc = serve_one(server, &forever);
+  } while (rc == 0);
+  return rc == SHMRPC_ESHUTDOWN ? 0 : rc;
+}
+
+void shmrpc_server_stop(shmrpc_server *server) {
+  if (server == NULL)
+    return;
+  /* Only an atomic store and a wake-up: both are async-signal-safe. */
+  shmrpc__store32_sc(&server->stop_requested, 1);
+  shmrpc__os_event_set(server->service, SHMRPC__EVENT_REQUEST);
+}
+
+int shmrpc_server_stats(const shmrpc_server *server, shmrpc_stats *out) {
+  const shmrpc__stats_line *stats;
+  if (server == NULL || out == NULL)
+    return SHMRPC_EINVAL;
+  stats = &server->control->stats;
+  out->calls = shmrpc__load64(&stats->calls);
+  out->app_errors = shmrpc__load64(&stats->app_errors);
+  out->timeouts = shmrpc__load64(&stats->timeouts);
+  out->recoveries = shmrpc__load64(&stats->recoveries);
+  out->bytes_in = shmrpc__load64(&stats->bytes_in);
+  out->bytes_out = shmrpc__load64(&stats->bytes_out);
+  out->uptime_ms = (shmrpc__os_now_ns() - server->start_ns) / 1000000u;
+  return 0;
+}
+
+void shmrpc_server_destroy(shmrpc_server *server) {
+  shmrpc__control *control;
+  size_t i;
+  if (server == NULL)
+    return;
+  control = server->control;
+  shmrpc__store32_sc(&control->header.server_state, SHMRPC__SERVER_STOPPING);
+  /* A call posted but not taken gets an answer instead of a timeout. */
+  if (shmrpc__cas32(&control->client.slot_state, SHMRPC__SLOT_POSTED,
+                    SHMRPC__SLOT_BUSY)) {
+    shmrpc_reply reply;
+    memset(&reply, 0, sizeof(reply));
+    reply.server = server;
+    answer(server, shmrpc__load32_relaxed(&control->client.call_seq),
+           SHMRPC_ESHUTDOWN, &reply);
+  }
+  /* Wake a caller that sleeps, whether or not it is counted yet. */
+  shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
+  shmrpc__os_service_close(server->service);
+  for (i = 0; i < server->method_count; i++)
+    free(server->methods[i].name);
+  free(server->methods);
+  free(server->request_copy);
+  free(server);
+}
