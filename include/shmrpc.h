@@ -137,8 +137,11 @@ SHMRPC_EXTERN void shmrpc_server_options_init(shmrpc_server_options *options);
  * writes its answer with shmrpc_reply_write() or shmrpc_reply_buffer() +
  * shmrpc_reply_commit(), and returns 0. To report an application error it
  * returns shmrpc_reply_error(reply, code, message), whose code reaches the
- * caller; any other non-zero return is reported the same way, without a
- * message. Handlers run on the thread that runs shmrpc_server_run().
+ * caller; a positive return is reported the same way, without a message.
+ * Returning SHMRPC_ETOOBIG (as shmrpc_reply_write gives it) fails the call
+ * with SHMRPC_ETOOBIG; another negative SHMRPC_E* code becomes application
+ * error 1 with that code's message. Handlers run on the thread that runs
+ * shmrpc_server_run().
  */
 typedef int (*shmrpc_handler)(void *user_data, const void *request,
                               size_t request_len, shmrpc_reply *reply);

@@ -215,8 +215,14 @@ static int32_t dispatch(shmrpc_server *server, uint32_t method,
     return SHMRPC_ENOMETHOD;
   handler_rc = entry->handler(entry->user_data, server->request_copy,
                               request_len, reply);
-  if (handler_rc != 0 && reply->app_code == 0)
-    reply->app_code = handler_rc > 0 ? handler_rc : 1;
+  /* A handler passing on SHMRPC_ETOOBIG from shmrpc_reply_write tells the
+   * caller its answer did not fit; any other failure is the application's. */
+  if (handler_rc == SHMRPC_ETOOBIG && reply->app_code == 0)
+    return SHMRPC_ETOOBIG;
+  if (handler_rc < 0 && reply->app_code == 0)
+    shmrpc_reply_error(reply, 1, shmrpc_strerror(handler_rc));
+  else if (handler_rc > 0 && reply->app_code == 0)
+    reply->app_code = handler_rc;
   return reply->app_code != 0 ? SHMRPC_EAPP : 0;
 }
 

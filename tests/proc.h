@@ -48,4 +48,15 @@ typedef struct test_thread test_thread;
 int test_thread_start(test_thread **out, void (*fn)(void *), void *arg);
 void test_thread_join(test_thread *thread);
 
+/* A one-shot, manual-reset event between threads of this process. */
+typedef struct test_event test_event;
+test_event *test_event_new(void);
+void test_event_set(test_event *event);
+/* Returns 0 once set, -1 if timeout_ms passed first. */
+int test_event_wait(test_event *event, int32_t timeout_ms);
+void test_event_free(test_event *event);
+
+/* Sleeps: only to make a handler slow on purpose, never to synchronise. */
+void test_sleep_ms(int32_t ms);
+
 #endif /* SHMRPC_TEST_PROC_H */

@@ -1,0 +1,275 @@
+/* The test service and the helper roles; see helpers.h. */
+#include "helpers.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+void test_put_u64(unsigned char *out, uint64_t value) {
+  int i;
+  for (i = 0; i < 8; i++)
+    out[i] = (unsigned char)(value >> (8 * i));
+}
+
+uint64_t test_get_u64(const unsigned char *in) {
+  uint64_t value = 0;
+  int i;
+  for (i = 0; i < 8; i++)
+    value |= (uint64_t)in[i] << (8 * i);
+  return value;
+}
+
+void test_put_u32(unsigned char *out, uint32_t value) {
+  int i;
+  for (i = 0; i < 4; i++)
+    out[i] = (unsigned char)(value >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *in) {
+  return (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 |
+         (uint32_t)in[3] << 24;
+}
+
+const char *test_service_name(const char *tag) {
+  static char names[16][64];
+  static unsigned counter;
+  char *name = names[counter % 16];
+  snprintf(name, sizeof(names[0]), "t%u-%s-%u", (unsigned)test_proc_self_pid(),
+           tag, counter);
+  counter++;
+  return name;
+}
+
+static int handle_echo(void *user, const void *req, size_t len,
+                       shmrpc_reply *reply) {
+  (void)user;
+  return shmrpc_reply_write(reply, req, len);
+}
+
+static int handle_add(void *user, const void *req, size_t len,
+                      shmrpc_reply *reply) {
+  unsigned char out[8];
+  (void)user;
+  if (len != 16)
+    return shmrpc_reply_error(reply, 1, "add takes 16 bytes");
+  test_put_u64(out, test_get_u64(req) + test_get_u64((const unsigned char *)req + 8));
+  return shmrpc_reply_write(reply, out, sizeof(out));
+}
+
+static int handle_slow(void *user, const void *req, size_t len,
+                       shmrpc_reply *reply) {
+  (void)user;
+  if (len < 4)
+    return shmrpc_reply_error(reply, 1, "slow takes a u32");
+  test_sleep_ms((int32_t)get_u32(req));
+  return shmrpc_reply_write(reply, req, len);
+}
+
+static int handle_fail(void *user, const void *req, size_t len,
+                       shmrpc_reply *reply) {
+  (void)user;
+  (void)req;
+  (void)len;
+  return shmrpc_reply_error(reply, T_FAIL_CODE, T_FAIL_MESSAGE);
+}
+
+static int handle_big(void *user, const void *req, size_t len,
+                      shmrpc_reply *reply) {
+  size_t cap, n, i;
+  unsigned char *out;
+  (void)user;
+  if (len != 4)
+    return shmrpc_reply_error(reply, 1, "big takes a u32");
+  n = get_u32(req);
+  out = shmrpc_reply_buffer(reply, &cap);
+  if (n > cap)
+    return SHMRPC_ETOOBIG;
+  for (i = 0; i < n; i++)
+    out[i] = (unsigned char)(i * 31u + 7u);
+  return shmrpc_reply_commit(reply, n);
+}
+
+static int handle_stop(void *user, const void *req, size_t len,
+                       shmrpc_reply *reply) {
+  (void)req;
+  (void)len;
+  (void)reply;
+  shmrpc_server_stop(user);
+  return 0;
+}
+
+static int handle_gate(void *user, const void *req, size_t len,
+                       shmrpc_reply *reply) {
+  test_gate *gate = user;
+  test_event_set(gate->entered);
+  if (test_event_wait(gate->release, T_EXIT_MS) != 0)
+    return shmrpc_reply_error(reply, 1, "gate never opened");
+  return shmrpc_reply_write(reply, req, len);
+}
+
+void test_register_methods(shmrpc_server *server, test_gate *gate) {
+  assert_int_equal(shmrpc_server_register(server, T_ECHO, "echo", handle_echo, NULL), 0);
+  assert_int_equal(shmrpc_server_register(server, T_ADD, "add", handle_add, NULL), 0);
+  assert_int_equal(shmrpc_server_register(server, T_SLOW, "slow", handle_slow, NULL), 0);
+  assert_int_equal(shmrpc_server_register(server, T_FAIL, "fail", handle_fail, NULL), 0);
+  assert_int_equal(shmrpc_server_register(server, T_BIG, "big", handle_big, NULL), 0);
+  assert_int_equal(shmrpc_server_register(server, T_STOP, "stop", handle_stop, server), 0);
+  if (gate != NULL)
+    assert_int_equal(shmrpc_server_register(server, T_GATE, "gate", handle_gate, gate), 0);
+}
+
+static void server_thread_main(void *arg) {
+  test_server_thread *ts = arg;
+  ts->run_rc = shmrpc_server_run(ts->server);
+}
+
+void test_server_thread_start(test_server_thread *ts, const char *name,
+                              size_t capacity, test_gate *gate) {
+  shmrpc_server_options options;
+  memset(ts, 0, sizeof(*ts));
+  shmrpc_server_options_init(&options);
+  if (capacity > 0)
+    options.capacity = capacity;
+  assert_int_equal(shmrpc_server_create(&ts->server, name, &options), 0);
+  test_register_methods(ts->server, gate);
+  assert_int_equal(test_thread_start(&ts->thread, server_thread_main, ts), 0);
+}
+
+void test_server_thread_stop(test_server_thread *ts) {
+  shmrpc_server_stop(ts->server);
+  test_thread_join(ts->thread);
+  assert_int_equal(ts->run_rc, 0);
+  shmrpc_server_destroy(ts->server);
+  ts->server = NULL;
+}
+
+test_proc *test_spawn_server(const char *name, const char *capacity) {
+  const char *args[] = {"server", name, capacity, NULL};
+  test_proc *proc = NULL;
+  char line[128];
+  assert_int_equal(test_proc_spawn(&proc, args), 0);
+  assert_true(test_proc_read_line(proc, line, sizeof(line), T_READY_MS) > 0);
+  assert_string_equal(line, "ready");
+  return proc;
+}
+
+void test_expect_exit(test_proc *proc, int expected_code) {
+  int code = -1;
+  assert_int_equal(test_proc_wait(proc, T_EXIT_MS, &code), 0);
+  assert_int_equal(code, expected_code);
+}
+
+/* server NAME CAPACITY: serves the test methods until T_STOP. */
+static int role_server(int argc, char **argv) {
+  shmrpc_server_options options;
+  shmrpc_server *server;
+  int rc;
+  if (argc < 4)
+    return 2;
+  shmrpc_server_options_init(&options);
+  options.capacity = (size_t)strtoul(argv[3], NULL, 10);
+  rc = shmrpc_server_create(&server, argv[2], &options);
+  if (rc != 0) {
+    printf("error %s\n", shmrpc_err_name(rc));
+    fflush(stdout);
+    return 1;
+  }
+  test_register_methods(server, NULL);
+  printf("ready\n");
+  fflush(stdout);
+  rc = shmrpc_server_run(server);
+  shmrpc_server_destroy(server);
+  printf("stopped %s\n", shmrpc_err_name(rc));
+  fflush(stdout);
+  return rc == 0 ? 0 : 1;
+}
+
+/* client NAME CALLS ID: CALLS additions, every answer checked. */
+static int role_client(int argc, char **argv) {
+  shmrpc_client *client;
+  unsigned long calls, id, i;
+  int rc;
+  if (argc < 5)
+    return 2;
+  calls = strtoul(argv[3], NULL, 10);
+  id = strtoul(argv[4], NULL, 10);
+  rc = shmrpc_client_open(&client, argv[2], NULL, T_READY_MS);
+  if (rc != 0) {
+    printf("open %s\n", shmrpc_err_name(rc));
+    return 1;
+  }
+  for (i = 0; i < calls; i++) {
+    unsigned char req[16], resp[8];
+    uint64_t a = ((uint64_t)id << 40) + i, b = i * 7919u + id;
+    size_t len = 0;
+    test_put_u64(req, a);
+    test_put_u64(req + 8, b);
+    rc = shmrpc_call(client, T_ADD, req, sizeof(req), resp, sizeof(resp), &len,
+                     T_EXIT_MS);
+    if (rc != 0 || len != 8 || test_get_u64(resp) != a + b) {
+      printf("bad call %lu: %s len %zu\n", i, shmrpc_err_name(rc), len);
+      shmrpc_client_close(client);
+      return 1;
+    }
+  }
+  shmrpc_client_close(client);
+  printf("ok %lu\n", calls);
+  return 0;
+}
+
+/* call NAME METHOD ARG TIMEOUT: one call; prints "opened", then
+ * "result NAME VALUE" (VALUE: T_ADD's sum of ARG+ARG, else ARG echoed). */
+static int role_call(int argc, char **argv) {
+  shmrpc_client *client;
+  unsigned char req[16], resp[16];
+  uint32_t method;
+  uint64_t arg;
+  size_t req_len, len = 0;
+  int32_t timeout;
+  int rc;
+  if (argc < 6)
+    return 2;
+  method = (uint32_t)strtoul(argv[3], NULL, 10);
+  arg = strtoull(argv[4], NULL, 10);
+  timeout = (int32_t)strtol(argv[5], NULL, 10);
+  rc = shmrpc_client_open(&client, argv[2], NULL, T_READY_MS);
+  if (rc != 0) {
+    printf("open %s\n", shmrpc_err_name(rc));
+    return 1;
+  }
+  printf("opened\n");
+  fflush(stdout);
+  if (method == T_ADD) {
+    test_put_u64(req, arg);
+    test_put_u64(req + 8, arg);
+    req_len = 16;
+  } else {
+    test_put_u32(req, (uint32_t)arg);
+    req_len = 4;
+  }
+  rc = shmrpc_call(client, method, req, req_len, resp, sizeof(resp), &len,
+                   timeout);
+  printf("result %s %llu\n", shmrpc_err_name(rc),
+         rc == 0 && len >= 8 ? (unsigned long long)test_get_u64(resp)
+         : rc == 0 && len >= 4 ? (unsigned long long)get_u32(resp)
+                               : 0ull);
+  fflush(stdout);
+  shmrpc_client_close(client);
+  return 0;
+}
+
+int test_helper_main(int argc, char **argv) {
+  if (argc < 2)
+    return -1;
+  if (strcmp(argv[1], "server") == 0)
+    return role_server(argc, argv);
+  if (strcmp(argv[1], "client") == 0)
+    return role_client(argc, argv);
+  if (strcmp(argv[1], "call") == 0)
+    return role_call(argc, argv);
+  return -1;
+}

@@ -1,0 +1,70 @@
+/*
+ * The test service every suite uses, and the helper roles the test binaries
+ * run as when started with arguments (test_rpc server NAME ...).
+ */
+#ifndef SHMRPC_TEST_HELPERS_H
+#define SHMRPC_TEST_HELPERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proc.h"
+#include "shmrpc.h"
+
+enum test_method {
+  T_ECHO = 1, /* answers the request */
+  T_ADD = 2,  /* two little-endian u64 -> their sum */
+  T_SLOW = 3, /* u32 ms -> sleeps that long, answers the request */
+  T_FAIL = 4, /* application error T_FAIL_CODE with T_FAIL_MESSAGE */
+  T_BIG = 5,  /* u32 n -> n bytes of pattern, or SHMRPC_ETOOBIG */
+  T_STOP = 6, /* stops the server after answering */
+  T_GATE = 7  /* in-process only: blocks until the test opens the gate */
+};
+
+#define T_FAIL_CODE 42
+#define T_FAIL_MESSAGE "it failed on purpose"
+
+/* Deadlines for waiting on helpers: generous, they only stop a hang. */
+#define T_READY_MS 10000
+#define T_EXIT_MS 20000
+
+/* A gate for T_GATE: `entered` is set when the handler starts, the handler
+ * returns once `release` is set. */
+typedef struct test_gate {
+  test_event *entered;
+  test_event *release;
+} test_gate;
+
+/* A unique service name for this run: "t<pid>-<tag>-<n>". */
+const char *test_service_name(const char *tag);
+
+/* Registers the test methods on server (gate may be NULL). */
+void test_register_methods(shmrpc_server *server, test_gate *gate);
+
+/* Packs two u64 for T_ADD; reads a u64. */
+void test_put_u64(unsigned char *out, uint64_t value);
+uint64_t test_get_u64(const unsigned char *in);
+void test_put_u32(unsigned char *out, uint32_t value);
+
+/* A server running shmrpc_server_run() on a thread of this process. */
+typedef struct test_server_thread {
+  shmrpc_server *server;
+  test_thread *thread;
+  int run_rc;
+} test_server_thread;
+
+/* Creates the server (asserting success) and starts its loop. */
+void test_server_thread_start(test_server_thread *ts, const char *name,
+                              size_t capacity, test_gate *gate);
+/* Stops the loop, joins it and destroys the server. */
+void test_server_thread_stop(test_server_thread *ts);
+
+/* Spawns a helper server process and waits for its "ready" line. */
+test_proc *test_spawn_server(const char *name, const char *capacity);
+/* Waits for a helper to exit; asserts the exit code. */
+void test_expect_exit(test_proc *proc, int expected_code);
+
+/* Runs a helper role if argv names one; returns -1 if it does not. */
+int test_helper_main(int argc, char **argv);
+
+#endif
