@@ -269,6 +269,13 @@ SHMRPC_EXTERN size_t shmrpc_client_capacity(const shmrpc_client *client);
 
 SHMRPC_EXTERN void shmrpc_client_close(shmrpc_client *client);
 
+/* Removes the names a dead server left behind (a new server takes them
+ * over anyway; this is for tidying up). Returns 0 if removed or absent,
+ * SHMRPC_EEXIST if a live server serves the name, SHMRPC_EACCES or
+ * SHMRPC_EPROTO if the names are not this user's shmrpc service, SHMRPC_EINVAL
+ * for a bad name. On Windows names vanish with their last handle. */
+SHMRPC_EXTERN int shmrpc_service_clean(const char *name, int global_namespace);
+
 /* Returns 0 if name is a valid service name, else SHMRPC_EINVAL. */
 SHMRPC_EXTERN int shmrpc_name_check(const char *name);
 

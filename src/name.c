@@ -1,4 +1,5 @@
 /* Service-name rules, checked before any named object is touched. */
+#include "os.h"
 #include "shmrpc.h"
 
 /* Letters, digits, '.', '_' and '-': safe in a POSIX shm name, a Win32
@@ -17,4 +18,10 @@ int shmrpc_name_check(const char *name) {
       return SHMRPC_EINVAL;
   }
   return len == 0 ? SHMRPC_EINVAL : 0;
+}
+
+int shmrpc_service_clean(const char *name, int global_namespace) {
+  if (shmrpc_name_check(name) != 0)
+    return SHMRPC_EINVAL;
+  return shmrpc__os_service_remove_stale(name, global_namespace);
 }

@@ -68,6 +68,16 @@ int shmrpc__os_service_open(const char *name, int global_namespace,
 void shmrpc__os_service_close(shmrpc__os_service *service);
 
 /*
+ * shmrpc__os_service_remove_stale removes the names of service `name` if they
+ * exist and no live server holds them, applying the same ownership and
+ * format checks as shmrpc__os_service_create. Returns 0 (removed, or nothing
+ * to remove), SHMRPC_EEXIST if a live server holds them, SHMRPC_EACCES or
+ * SHMRPC_EPROTO if they are not this user's shmrpc objects. Where names die
+ * with their last handle (Windows), it only reports.
+ */
+int shmrpc__os_service_remove_stale(const char *name, int global_namespace);
+
+/*
  * shmrpc__os_server_alive returns 1 while the server that created this
  * service still holds its liveness token, 0 once it has released it or
  * died. The answer comes from the kernel (a lock held by the server process),

@@ -9,6 +9,15 @@
 
 #include <cmocka.h>
 
+/* Arms a fault point (SHMRPC_FAULT) in this helper process. */
+static void arm_fault(const char *point) {
+#ifdef _WIN32
+  _putenv_s("SHMRPC_FAULT", point);
+#else
+  setenv("SHMRPC_FAULT", point, 1);
+#endif
+}
+
 void test_put_u64(unsigned char *out, uint64_t value) {
   int i;
   for (i = 0; i < 8; i++)
@@ -60,11 +69,19 @@ static int handle_add(void *user, const void *req, size_t len,
   return shmrpc_reply_write(reply, out, sizeof(out));
 }
 
+/* Set in the server helper role: T_SLOW then prints "slow" on stdout, so a
+ * test knows the handler is running. */
+static int announce_slow;
+
 static int handle_slow(void *user, const void *req, size_t len,
                        shmrpc_reply *reply) {
   (void)user;
   if (len < 4)
     return shmrpc_reply_error(reply, 1, "slow takes a u32");
+  if (announce_slow) {
+    printf("slow\n");
+    fflush(stdout);
+  }
   test_sleep_ms((int32_t)get_u32(req));
   return shmrpc_reply_write(reply, req, len);
 }
@@ -163,7 +180,8 @@ void test_expect_exit(test_proc *proc, int expected_code) {
   assert_int_equal(code, expected_code);
 }
 
-/* server NAME CAPACITY: serves the test methods until T_STOP. */
+/* server NAME CAPACITY [FAULT]: serves the test methods until T_STOP; dies
+ * at fault point FAULT if given. */
 static int role_server(int argc, char **argv) {
   shmrpc_server_options options;
   shmrpc_server *server;
@@ -172,6 +190,8 @@ static int role_server(int argc, char **argv) {
     return 2;
   shmrpc_server_options_init(&options);
   options.capacity = (size_t)strtoul(argv[3], NULL, 10);
+  if (argc > 4)
+    arm_fault(argv[4]);
   rc = shmrpc_server_create(&server, argv[2], &options);
   if (rc != 0) {
     printf("error %s\n", shmrpc_err_name(rc));
@@ -179,6 +199,7 @@ static int role_server(int argc, char **argv) {
     return 1;
   }
   test_register_methods(server, NULL);
+  announce_slow = 1;
   printf("ready\n");
   fflush(stdout);
   rc = shmrpc_server_run(server);
@@ -221,7 +242,7 @@ static int role_client(int argc, char **argv) {
   return 0;
 }
 
-/* call NAME METHOD ARG TIMEOUT: one call; prints "opened", then
+/* call NAME METHOD ARG TIMEOUT [OPEN_TIMEOUT]: one call; prints "opened", then
  * "result NAME VALUE" (VALUE: T_ADD's sum of ARG+ARG, else ARG echoed). */
 static int role_call(int argc, char **argv) {
   shmrpc_client *client;
@@ -236,7 +257,9 @@ static int role_call(int argc, char **argv) {
   method = (uint32_t)strtoul(argv[3], NULL, 10);
   arg = strtoull(argv[4], NULL, 10);
   timeout = (int32_t)strtol(argv[5], NULL, 10);
-  rc = shmrpc_client_open(&client, argv[2], NULL, T_READY_MS);
+  rc = shmrpc_client_open(&client, argv[2], NULL,
+                          argc > 6 ? (int32_t)strtol(argv[6], NULL, 10)
+                                   : T_READY_MS);
   if (rc != 0) {
     printf("open %s\n", shmrpc_err_name(rc));
     return 1;
@@ -262,6 +285,79 @@ static int role_call(int argc, char **argv) {
   return 0;
 }
 
+/* faultcall NAME POINT: one T_ADD call that dies at fault point POINT. */
+static int role_faultcall(int argc, char **argv) {
+  shmrpc_client *client;
+  unsigned char req[16], resp[8];
+  int rc;
+  if (argc < 4)
+    return 2;
+  rc = shmrpc_client_open(&client, argv[2], NULL, T_READY_MS);
+  if (rc != 0) {
+    printf("open %s\n", shmrpc_err_name(rc));
+    return 1;
+  }
+  test_put_u64(req, 1);
+  test_put_u64(req + 8, 2);
+  arm_fault(argv[3]);
+  rc = shmrpc_call(client, T_ADD, req, 16, resp, 8, NULL, T_EXIT_MS);
+  /* Reaching this line means the fault point was never hit. */
+  printf("survived %s\n", shmrpc_err_name(rc));
+  shmrpc_client_close(client);
+  return 3;
+}
+
+/* soakclient NAME DURATION_MS ID: checked additions with a short timeout
+ * for DURATION_MS while servers and other clients die around it. Every
+ * answer must be right; every failure must be a clean error. Prints
+ * "done OK FAILED" and exits 0, or "wrong ..." / "unclean ..." and 1. */
+static int role_soakclient(int argc, char **argv) {
+  shmrpc_client *client = NULL;
+  unsigned long id, ok = 0, failed = 0, i = 0;
+  int64_t end;
+  int rc;
+  if (argc < 5)
+    return 2;
+  end = test_now_ms() + strtol(argv[3], NULL, 10);
+  id = strtoul(argv[4], NULL, 10);
+  while (test_now_ms() < end) {
+    unsigned char req[16], resp[8];
+    uint64_t a = ((uint64_t)id << 40) + i, b = (uint64_t)i * 104729u;
+    size_t len = 0;
+    i++;
+    if (client == NULL) {
+      rc = shmrpc_client_open(&client, argv[2], NULL, 200);
+      if (rc == SHMRPC_ENOSERVER) {
+        failed++;
+        continue;
+      }
+      if (rc != 0) {
+        printf("unclean open %s\n", shmrpc_err_name(rc));
+        return 1;
+      }
+    }
+    test_put_u64(req, a);
+    test_put_u64(req + 8, b);
+    rc = shmrpc_call(client, T_ADD, req, 16, resp, 8, &len, 200);
+    if (rc == 0) {
+      if (len != 8 || test_get_u64(resp) != a + b) {
+        printf("wrong answer at call %lu\n", i);
+        return 1;
+      }
+      ok++;
+    } else if (rc == SHMRPC_ETIMEDOUT || rc == SHMRPC_ESERVERDIED ||
+               rc == SHMRPC_ESHUTDOWN || rc == SHMRPC_ENOSERVER) {
+      failed++;
+    } else {
+      printf("unclean %s\n", shmrpc_err_name(rc));
+      return 1;
+    }
+  }
+  shmrpc_client_close(client);
+  printf("done %lu %lu\n", ok, failed);
+  return 0;
+}
+
 int test_helper_main(int argc, char **argv) {
   if (argc < 2)
     return -1;
@@ -271,5 +367,9 @@ int test_helper_main(int argc, char **argv) {
     return role_client(argc, argv);
   if (strcmp(argv[1], "call") == 0)
     return role_call(argc, argv);
+  if (strcmp(argv[1], "faultcall") == 0)
+    return role_faultcall(argc, argv);
+  if (strcmp(argv[1], "soakclient") == 0)
+    return role_soakclient(argc, argv);
   return -1;
 }

@@ -56,6 +56,10 @@ void test_event_set(test_event *event);
 int test_event_wait(test_event *event, int32_t timeout_ms);
 void test_event_free(test_event *event);
 
+/* 1 if any named object of service `name` still exists (on Linux, its file
+ * in /dev/shm), else 0. */
+int test_service_objects_exist(const char *name);
+
 /* Sleeps: only to make a handler slow on purpose, never to synchronise. */
 void test_sleep_ms(int32_t ms);
 

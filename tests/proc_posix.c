@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -258,4 +259,10 @@ void test_sleep_ms(int32_t ms) {
   ts.tv_nsec = (long)(ms % 1000) * 1000000L;
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
+}
+
+int test_service_objects_exist(const char *name) {
+  char path[256];
+  snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s", name);
+  return access(path, F_OK) == 0;
 }

@@ -397,6 +397,8 @@ static void test_second_server_refused(void **state) {
   assert_int_equal(shmrpc_server_create(&first, name, NULL), 0);
   assert_int_equal(shmrpc_server_create(&second, name, NULL), SHMRPC_EEXIST);
   assert_null(second);
+  assert_int_equal(shmrpc_service_clean(name, 0), SHMRPC_EEXIST);
+  assert_int_equal(shmrpc_service_clean("bad/name", 0), SHMRPC_EINVAL);
   {
     const char *args[] = {"server", name, "1024", NULL};
     assert_int_equal(test_proc_spawn(&other, args), 0);
@@ -410,6 +412,8 @@ static void test_second_server_refused(void **state) {
                    SHMRPC_ENOSERVER);
   assert_int_equal(shmrpc_server_create(&second, name, NULL), 0);
   shmrpc_server_destroy(second);
+  assert_int_equal(test_service_objects_exist(name), 0);
+  assert_int_equal(shmrpc_service_clean(name, 0), 0);
 }
 
 /* Stopping the server while callers wait: the call in progress completes,

@@ -372,6 +372,26 @@ void shmrpc__os_service_close(shmrpc__os_service *service) {
   free(service);
 }
 
+int shmrpc__os_service_remove_stale(const char *name, int global_namespace) {
+  char path[SHMRPC_NAME_MAX + 16];
+  int held_fd = -1, attempt, rc = 0;
+  (void)global_namespace;
+  make_path(path, sizeof(path), name);
+  for (attempt = 0; attempt < 16; attempt++) {
+    rc = judge_existing(path, &held_fd);
+    if (rc != 1)
+      break;
+  }
+  if (rc == 1 || rc == SHMRPC_ENOSERVER)
+    return 0; /* nothing there */
+  if (rc < 0)
+    return rc;
+  if (shm_unlink(path) != 0 && errno != ENOENT)
+    rc = errno_to_error(errno);
+  close(held_fd);
+  return rc;
+}
+
 int shmrpc__os_server_alive(shmrpc__os_service *service) {
   return liveness_held(service->fd);
 }
