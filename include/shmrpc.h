@@ -101,6 +101,9 @@ SHMRPC_EXTERN const char *shmrpc_err_name(int err);
 #define SHMRPC_METHOD_RESERVED 0xFFFF0000u
 /* Built-in: answers with the request bytes unchanged (shmrpc ping). */
 #define SHMRPC_METHOD_PING 0xFFFF0000u
+/* Built-in: answers the registered methods, each as a u32 id followed by a
+ * u32-length-prefixed name (shmrpc_payload.h reads them). */
+#define SHMRPC_METHOD_LIST 0xFFFF0001u
 
 /* Who may open a service (server option). */
 enum shmrpc_access {
@@ -275,6 +278,29 @@ SHMRPC_EXTERN void shmrpc_client_close(shmrpc_client *client);
  * SHMRPC_EPROTO if the names are not this user's shmrpc service, SHMRPC_EINVAL
  * for a bad name. On Windows names vanish with their last handle. */
 SHMRPC_EXTERN int shmrpc_service_clean(const char *name, int global_namespace);
+
+/* What shmrpc_service_query reports of a service, alive or not. The counts
+ * come from the service's control block, as the server wrote them. */
+typedef struct shmrpc_service_info {
+  int alive;             /* 1 while its server holds the name */
+  uint32_t server_pid;   /* as the server wrote it (diagnostics only) */
+  uint32_t capacity;     /* slot capacity in bytes */
+  uint64_t generation;   /* random per server instance */
+  int slot_state;        /* 0 free, 1 posted, 2 busy, 3 answered */
+  shmrpc_stats stats;    /* uptime_ms is 0 for a dead server */
+} shmrpc_service_info;
+
+/* Reads the control block of service `name` without calling it.
+ * SHMRPC_ENOSERVER if no such names exist; SHMRPC_EACCES, SHMRPC_EPROTO. */
+SHMRPC_EXTERN int shmrpc_service_query(const char *name, int global_namespace,
+                                       shmrpc_service_info *out);
+
+/* Calls fn(name, ctx) for every service name of the local namespace (Linux:
+ * the shmrpc.* entries of /dev/shm), live or stale; a non-zero return from
+ * fn stops the walk. Returns 0, or SHMRPC_EOS where the platform cannot
+ * enumerate named objects (Windows). */
+SHMRPC_EXTERN int shmrpc_service_list(int (*fn)(const char *name, void *ctx),
+                                      void *ctx);
 
 /* Returns 0 if name is a valid service name, else SHMRPC_EINVAL. */
 SHMRPC_EXTERN int shmrpc_name_check(const char *name);

@@ -1,6 +1,8 @@
-/* Service-name rules, checked before any named object is touched. */
-#include "os.h"
-#include "shmrpc.h"
+/* Service names: the rules, checked before any named object is touched, and
+ * the calls that work on a name without serving or calling it. */
+#include <string.h>
+
+#include "core.h"
 
 /* Letters, digits, '.', '_' and '-': safe in a POSIX shm name, a Win32
  * object name and a file name, and free of path separators. */
@@ -24,4 +26,56 @@ int shmrpc_service_clean(const char *name, int global_namespace) {
   if (shmrpc_name_check(name) != 0)
     return SHMRPC_EINVAL;
   return shmrpc__os_service_remove_stale(name, global_namespace);
+}
+
+int shmrpc_service_query(const char *name, int global_namespace,
+                         shmrpc_service_info *out) {
+  shmrpc__os_service *service = NULL;
+  shmrpc__control *control;
+  void *area = NULL;
+  size_t area_size = 0;
+  uint32_t magic;
+  int alive = 0, rc;
+
+  if (out == NULL || shmrpc_name_check(name) != 0)
+    return SHMRPC_EINVAL;
+  memset(out, 0, sizeof(*out));
+  rc = shmrpc__os_service_inspect(name, global_namespace, &service, &area,
+                                  &area_size, &alive);
+  if (rc != 0)
+    return rc;
+  control = area;
+  magic = area_size >= sizeof(shmrpc__control)
+              ? shmrpc__load32(&control->header.magic)
+              : 0;
+  if (magic != SHMRPC__MAGIC ||
+      shmrpc__load32_relaxed(&control->header.version) !=
+          SHMRPC__PROTOCOL_VERSION) {
+    shmrpc__os_service_close(service);
+    return magic == 0 ? SHMRPC_ENOSERVER : SHMRPC_EPROTO;
+  }
+  out->alive = alive;
+  out->server_pid = shmrpc__load32_relaxed(&control->header.server_pid);
+  out->capacity = shmrpc__load32_relaxed(&control->header.capacity);
+  out->generation = shmrpc__load64(&control->header.generation);
+  out->slot_state = (int)shmrpc__load32_relaxed(&control->client.slot_state);
+  out->stats.calls = shmrpc__load64(&control->stats.calls);
+  out->stats.app_errors = shmrpc__load64(&control->stats.app_errors);
+  out->stats.timeouts = shmrpc__load64(&control->stats.timeouts);
+  out->stats.recoveries = shmrpc__load64(&control->stats.recoveries);
+  out->stats.bytes_in = shmrpc__load64(&control->stats.bytes_in);
+  out->stats.bytes_out = shmrpc__load64(&control->stats.bytes_out);
+  if (alive) {
+    uint64_t start = shmrpc__load64(&control->header.start_ns);
+    uint64_t now = shmrpc__os_now_ns();
+    out->stats.uptime_ms = now > start ? (now - start) / 1000000u : 0;
+  }
+  shmrpc__os_service_close(service);
+  return 0;
+}
+
+int shmrpc_service_list(int (*fn)(const char *name, void *ctx), void *ctx) {
+  if (fn == NULL)
+    return SHMRPC_EINVAL;
+  return shmrpc__os_service_list(fn, ctx);
 }

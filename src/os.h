@@ -61,6 +61,22 @@ int shmrpc__os_service_open(const char *name, int global_namespace,
                             size_t *area_size);
 
 /*
+ * shmrpc__os_service_inspect opens like shmrpc__os_service_open but also a
+ * service whose server is dead, for read-only diagnostics; *alive tells
+ * which. The caller must not take the slot mutex through this handle.
+ */
+int shmrpc__os_service_inspect(const char *name, int global_namespace,
+                               shmrpc__os_service **out, void **area,
+                               size_t *area_size, int *alive);
+
+/*
+ * shmrpc__os_service_list calls fn(name, ctx) for every service name that
+ * exists, stopping when fn returns non-zero. SHMRPC_EOS where named objects
+ * cannot be enumerated.
+ */
+int shmrpc__os_service_list(int (*fn)(const char *name, void *ctx), void *ctx);
+
+/*
  * shmrpc__os_service_close unmaps and closes everything. When the creator
  * closes, it also removes the names (only if they still are its own) and
  * releases the liveness token. NULL does nothing.

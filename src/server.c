@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "shmrpc_payload.h"
 
 typedef struct shmrpc__method {
   uint32_t id;
@@ -201,6 +202,21 @@ static const shmrpc__method *find_method(const shmrpc_server *server,
   return NULL;
 }
 
+/* The built-in SHMRPC_METHOD_LIST: id and name of each method. */
+static int32_t list_methods(shmrpc_server *server, shmrpc_reply *reply) {
+  shmrpc_writer writer;
+  size_t capacity, i;
+  void *out = shmrpc_reply_buffer(reply, &capacity);
+  shmrpc_writer_init(&writer, out, capacity);
+  for (i = 0; i < server->method_count; i++) {
+    shmrpc_put_u32(&writer, server->methods[i].id);
+    shmrpc_put_str(&writer, server->methods[i].name);
+  }
+  if (writer.err != 0)
+    return SHMRPC_ETOOBIG;
+  return shmrpc_reply_commit(reply, writer.len);
+}
+
 /* Runs the call whose request (already copied) is in request_copy, and
  * returns its status; the reply holds the response length and error. */
 static int32_t dispatch(shmrpc_server *server, uint32_t method,
@@ -210,6 +226,8 @@ static int32_t dispatch(shmrpc_server *server, uint32_t method,
 
   if (method == SHMRPC_METHOD_PING)
     return shmrpc_reply_write(reply, server->request_copy, request_len);
+  if (method == SHMRPC_METHOD_LIST)
+    return list_methods(server, reply);
   entry = find_method(server, method);
   if (entry == NULL)
     return SHMRPC_ENOMETHOD;

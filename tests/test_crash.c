@@ -192,6 +192,12 @@ static void test_restart_after_crash(void **state) {
   assert_int_equal(call_add(client, 1, 2), 3);
   test_proc_kill(server);
   assert_int_equal(test_service_objects_exist(name), 1); /* stale */
+  {
+    shmrpc_service_info info;
+    assert_int_equal(shmrpc_service_query(name, 0, &info), 0);
+    assert_int_equal(info.alive, 0);
+    assert_int_equal(info.stats.calls, 1);
+  }
 
   second = test_spawn_server(name, "4096");
   assert_int_equal(test_proc_spawn(&duplicate, dup_args), 0);

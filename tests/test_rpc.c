@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "helpers.h"
+#include "shmrpc_payload.h"
 
 static uint64_t call_add(shmrpc_client *client, uint64_t a, uint64_t b) {
   unsigned char req[16], resp[8];
@@ -166,6 +167,31 @@ static void test_cross_process_results(void **state) {
                                sizeof(resp), &len, T_EXIT_MS),
                    SHMRPC_ENOMETHOD);
   assert_int_equal(call_add(client, 40, 2), 42);
+
+  /* Introspection: the built-in method list and the control block. */
+  {
+    unsigned char list[1024];
+    shmrpc_reader reader;
+    shmrpc_service_info info;
+    uint32_t id = 0;
+    const char *method_name = NULL;
+    size_t name_len = 0;
+    assert_int_equal(shmrpc_call(client, SHMRPC_METHOD_LIST, NULL, 0, list,
+                                 sizeof(list), &len, T_EXIT_MS),
+                     0);
+    shmrpc_reader_init(&reader, list, len);
+    assert_int_equal(shmrpc_get_u32(&reader, &id), 0);
+    assert_int_equal(shmrpc_get_str(&reader, &method_name, &name_len), 0);
+    assert_int_equal(id, T_ECHO);
+    assert_memory_equal(method_name, "echo", 4);
+    assert_int_equal(name_len, 4);
+    assert_int_equal(shmrpc_service_query(name, 0, &info), 0);
+    assert_int_equal(info.alive, 1);
+    assert_int_equal(info.capacity, 65536);
+    assert_true(info.stats.calls >= 8);
+    assert_int_equal(info.stats.app_errors, 1);
+    assert_int_equal(info.slot_state, 0);
+  }
 
   assert_int_equal(shmrpc_call(client, T_STOP, NULL, 0, NULL, 0, NULL, T_EXIT_MS), 0);
   test_expect_exit(server, 0);

@@ -15,6 +15,7 @@
  * server process dies, whatever its threads do, so a client's F_OFD_GETLK is
  * the kernel's own answer to "is the server alive"; PIDs never enter into it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -291,14 +292,48 @@ fail:
   return rc;
 }
 
+static int open_service(const char *name, int require_alive,
+                        shmrpc__os_service **out, void **area,
+                        size_t *area_size, int *alive);
+
 int shmrpc__os_service_open(const char *name, int global_namespace,
                             shmrpc__os_service **out, void **area,
                             size_t *area_size) {
+  int alive = 0;
+  (void)global_namespace; /* a Windows notion */
+  return open_service(name, 1, out, area, area_size, &alive);
+}
+
+int shmrpc__os_service_inspect(const char *name, int global_namespace,
+                               shmrpc__os_service **out, void **area,
+                               size_t *area_size, int *alive) {
+  (void)global_namespace;
+  return open_service(name, 0, out, area, area_size, alive);
+}
+
+int shmrpc__os_service_list(int (*fn)(const char *name, void *ctx), void *ctx) {
+  DIR *dir = opendir("/dev/shm");
+  struct dirent *entry;
+  if (dir == NULL)
+    return SHMRPC_EOS;
+  while ((entry = readdir(dir)) != NULL) {
+    const char *name = entry->d_name;
+    if (strncmp(name, "shmrpc.", 7) != 0 || shmrpc_name_check(name + 7) != 0)
+      continue;
+    if (fn(name + 7, ctx) != 0)
+      break;
+  }
+  closedir(dir);
+  return 0;
+}
+
+static int open_service(const char *name, int require_alive,
+                        shmrpc__os_service **out, void **area,
+                        size_t *area_size, int *alive) {
   shmrpc__os_service *service;
   struct stat st;
   int rc;
 
-  (void)global_namespace; /* a Windows notion */
   *out = NULL;
   service = calloc(1, sizeof(*service));
   if (service == NULL)
@@ -319,7 +354,8 @@ int shmrpc__os_service_open(const char *name, int global_namespace,
     rc = SHMRPC_EPROTO;
     goto fail;
   }
-  if (!liveness_held(service->fd)) {
+  *alive = liveness_held(service->fd);
+  if (require_alive && !*alive) {
     rc = SHMRPC_ENOSERVER;
     goto fail;
   }
