@@ -261,14 +261,15 @@ static void answer(shmrpc_server *server, uint32_t seq, int32_t status,
                           (uint32_t)status);
   shmrpc__store32_relaxed(&control->server.response_len, response_len);
   shmrpc__store32_relaxed(&control->server.response_seq, seq);
-  shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_ANSWERED);
-  if (shmrpc__load32_sc(&control->server.response_sleepers) != 0)
-    shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
-
+  /* Count before publishing: a caller that has its answer sees it counted,
+   * even if the server dies the next instant. */
   shmrpc__add64(&control->stats.calls, 1);
   shmrpc__add64(&control->stats.bytes_out, response_len);
   if (status == SHMRPC_EAPP)
     shmrpc__add64(&control->stats.app_errors, 1);
+  shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_ANSWERED);
+  if (shmrpc__load32_sc(&control->server.response_sleepers) != 0)
+    shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
 }
 
 static int request_ready(void *ctx) {

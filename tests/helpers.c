@@ -174,6 +174,19 @@ test_proc *test_spawn_server(const char *name, const char *capacity) {
   return proc;
 }
 
+void test_wait_service_dead(const char *name) {
+  int64_t end = test_now_ms() + T_READY_MS;
+  for (;;) {
+    shmrpc_service_info info;
+    int rc = shmrpc_service_query(name, 0, &info);
+    if (rc == SHMRPC_ENOSERVER || (rc == 0 && !info.alive))
+      return;
+    assert_int_equal(rc, 0);
+    assert_true(test_now_ms() < end);
+    test_sleep_ms(1);
+  }
+}
+
 void test_expect_exit(test_proc *proc, int expected_code) {
   int code = -1;
   assert_int_equal(test_proc_wait(proc, T_EXIT_MS, &code), 0);
@@ -361,6 +374,10 @@ static int role_soakclient(int argc, char **argv) {
 int test_helper_main(int argc, char **argv) {
   if (argc < 2)
     return -1;
+  if (strcmp(argv[1], "server") == 0 || strcmp(argv[1], "client") == 0 ||
+      strcmp(argv[1], "call") == 0 || strcmp(argv[1], "faultcall") == 0 ||
+      strcmp(argv[1], "soakclient") == 0)
+    test_proc_helper_started();
   if (strcmp(argv[1], "server") == 0)
     return role_server(argc, argv);
   if (strcmp(argv[1], "client") == 0)

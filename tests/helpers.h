@@ -64,6 +64,11 @@ test_proc *test_spawn_server(const char *name, const char *capacity);
 /* Waits for a helper to exit; asserts the exit code. */
 void test_expect_exit(test_proc *proc, int expected_code);
 
+/* After killing a server process: waits (with a deadline) until the kernel
+ * has released its liveness lock. The process is reaped before its mapping
+ * is torn down if something else briefly holds its address space. */
+void test_wait_service_dead(const char *name);
+
 /* Runs a helper role if argv names one; returns -1 if it does not. */
 int test_helper_main(int argc, char **argv);
 

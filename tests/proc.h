@@ -21,6 +21,10 @@ void test_proc_init(const char *argv0);
  * test_proc_read_line; its stderr goes to ours. Returns 0 or -1. */
 int test_proc_spawn(test_proc **out, const char *const args[]);
 
+/* Called first thing in a helper process: ties its life to the test's, so
+ * a failed test leaves no helper running. */
+void test_proc_helper_started(void);
+
 /* Reads one line (without its newline) from the child's stdout into buf,
  * waiting up to timeout_ms. Returns the line's length, or -1 on timeout,
  * end of file or error. */

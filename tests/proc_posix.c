@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -265,4 +266,11 @@ int test_service_objects_exist(const char *name) {
   char path[256];
   snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s", name);
   return access(path, F_OK) == 0;
+}
+
+void test_proc_helper_started(void) {
+  /* If the test process is already gone, so are we. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() == 1)
+    _exit(1);
 }

@@ -52,6 +52,29 @@ static wchar_t self_path[MAX_PATH * 4];
  * of someone else's pipe (which would hide that pipe's end of file). */
 static SRWLOCK spawn_lock = SRWLOCK_INIT;
 
+/* Every helper runs in this job, which kills them all when this process
+ * exits: a test that fails half-way (cmocka jumps out of it) must not leave
+ * a helper running, or it would hold the test runner's output pipe open.
+ * Created on the first spawn, under spawn_lock; NULL if jobs are refused. */
+static HANDLE helper_job;
+
+static HANDLE helper_job_get(void) {
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION limits;
+  if (helper_job != NULL)
+    return helper_job;
+  helper_job = CreateJobObjectW(NULL, NULL);
+  if (helper_job == NULL)
+    return NULL;
+  memset(&limits, 0, sizeof limits);
+  limits.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+  if (!SetInformationJobObject(helper_job, JobObjectExtendedLimitInformation,
+                               &limits, sizeof limits)) {
+    CloseHandle(helper_job);
+    helper_job = NULL;
+  }
+  return helper_job;
+}
+
 void test_proc_init(const char *argv0) {
   DWORD len;
   (void)argv0; /* argv[0] may be relative or lack ".exe"; ask Windows. */
@@ -204,6 +227,7 @@ int test_proc_spawn(test_proc **out, const char *const args[]) {
   test_proc *proc;
   wchar_t *command_line;
   BOOL started;
+  DWORD spawn_error = 0;
 
   *out = NULL;
   if (self_path[0] == L'\0')
@@ -237,15 +261,19 @@ int test_proc_spawn(test_proc **out, const char *const args[]) {
   startup.hStdInput = child_stdin;
   startup.hStdOutput = child_stdout;
   startup.hStdError = child_stderr;
+  /* Suspended until it is in the job, so it cannot escape it. */
   started = child_stdout != NULL &&
-            CreateProcessW(self_path, command_line, NULL, NULL, TRUE, 0, NULL,
-                           NULL, &startup, &info);
-  if (child_stdin != NULL)
-    CloseHandle(child_stdin);
-  if (child_stdout != NULL)
-    CloseHandle(child_stdout);
-  if (child_stderr != NULL)
-    CloseHandle(child_stderr);
+            CreateProcessW(self_path, command_line, NULL, NULL, TRUE,
+                           CREATE_SUSPENDED, NULL, NULL, &startup, &info);
+  if (!started)
+    spawn_error = GetLastError();
+  if (started) {
+    HANDLE job = helper_job_get();
+    /* Best effort: an enclosing job may forbid nesting (Windows 7). */
+    if (job != NULL)
+      (void)AssignProcessToJobObject(job, info.hProcess);
+    ResumeThread(info.hThread);
+  }
   ReleaseSRWLockExclusive(&spawn_lock);
 
   /* Only the child holds a write end now: its exit ends our reads. */
@@ -253,7 +281,7 @@ int test_proc_spawn(test_proc **out, const char *const args[]) {
   free(command_line);
   if (!started) {
     fprintf(stderr, "test_proc_spawn: CreateProcessW failed (%lu)\n",
-            (unsigned long)GetLastError());
+            (unsigned long)spawn_error);
     CloseHandle(proc->stdout_read);
     free(proc);
     return -1;

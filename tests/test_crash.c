@@ -191,6 +191,7 @@ static void test_restart_after_crash(void **state) {
   assert_int_equal(shmrpc_client_open(&client, name, NULL, T_READY_MS), 0);
   assert_int_equal(call_add(client, 1, 2), 3);
   test_proc_kill(server);
+  test_wait_service_dead(name);
   assert_int_equal(test_service_objects_exist(name), 1); /* stale */
   {
     shmrpc_service_info info;

@@ -98,6 +98,7 @@ static void test_soak(void **state) {
       /* Kill the server outright; a new one must take the name at once. */
       test_proc_kill(server);
       test_proc_free(server);
+      test_wait_service_dead(s.name);
       server = test_spawn_server(s.name, "4096");
       restarts++;
       next_restart += s.duration_ms / (SERVER_RESTARTS + 1);

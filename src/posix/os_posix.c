@@ -432,9 +432,9 @@ int shmrpc__os_server_alive(shmrpc__os_service *service) {
   return liveness_held(service->fd);
 }
 
-static struct timespec deadline_after_ms(int32_t ms) {
+static struct timespec deadline_after_ms(clockid_t clock, int32_t ms) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(clock, &ts);
   ts.tv_sec += ms / 1000;
   ts.tv_nsec += (long)(ms % 1000) * 1000000L;
   if (ts.tv_nsec >= 1000000000L) {
@@ -454,8 +454,13 @@ int shmrpc__os_slot_lock(shmrpc__os_service *service, int32_t timeout_ms) {
     if (rc == EBUSY)
       rc = ETIMEDOUT;
   } else {
-    struct timespec deadline = deadline_after_ms(timeout_ms);
-    rc = pthread_mutex_clocklock(mutex, CLOCK_MONOTONIC, &deadline);
+    /* pthread_mutex_timedlock takes a CLOCK_REALTIME deadline; a clock
+     * step can stretch one wait, but the core waits in slices of a few
+     * milliseconds and keeps its own monotonic deadline. (The monotonic
+     * pthread_mutex_clocklock would be nicer, but sanitizers do not know
+     * it yet.) */
+    struct timespec deadline = deadline_after_ms(CLOCK_REALTIME, timeout_ms);
+    rc = pthread_mutex_timedlock(mutex, &deadline);
   }
   switch (rc) {
   case 0:

@@ -529,17 +529,73 @@ fail:
   return err;
 }
 
-int shmrpc__os_service_open(const char *name, int global_namespace,
-                            shmrpc__os_service **out, void **area,
-                            size_t *area_size) {
-  const DWORD mutex_rights = SYNCHRONIZE | MUTEX_MODIFY_STATE;
-  const DWORD event_rights = SYNCHRONIZE | EVENT_MODIFY_STATE;
-  win32_names names;
-  shmrpc__os_service *service;
+/* Rights a client needs: wait on and release the mutexes, set and wait on
+ * the events. READ_CONTROL only where the owner is checked. */
+#define WIN32_MUTEX_RIGHTS (SYNCHRONIZE | MUTEX_MODIFY_STATE)
+#define WIN32_EVENT_RIGHTS (SYNCHRONIZE | EVENT_MODIFY_STATE)
+
+/* 1 if no server holds the liveness token: taking it proves that. Give it
+ * back at once, so that a starting server can take it. */
+static int token_is_free(HANDLE alive) {
+  switch (WaitForSingleObject(alive, 0)) {
+  case WAIT_TIMEOUT:
+    return 0;
+  case WAIT_OBJECT_0:
+  case WAIT_ABANDONED:
+    ReleaseMutex(alive);
+    return 1;
+  default:
+    return 1; /* an unusable token proves no one serves through it */
+  }
+}
+
+/*
+ * Opens and maps the service's section, checks its owner and validates the
+ * prefix, reading each field once. SHMRPC_ENOSERVER if there is no section,
+ * or if its creator has not published it (still creating, taking over, or
+ * closed while clients keep the name alive).
+ */
+static int mapping_open(shmrpc__os_service *service, const win32_names *names,
+                        size_t *area_size) {
   const win32_prefix *prefix;
   uint32_t magic, prefix_size;
   uint64_t size;
   size_t mapped;
+  int err;
+
+  service->mapping = OpenFileMappingW(
+      FILE_MAP_READ | FILE_MAP_WRITE | READ_CONTROL, FALSE, names->map);
+  if (service->mapping == NULL)
+    return error_from_win32(GetLastError());
+  err = owner_check(service->mapping);
+  if (err != 0)
+    return err;
+  service->view =
+      MapViewOfFile(service->mapping, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, 0);
+  if (service->view == NULL)
+    return error_from_win32(GetLastError());
+  mapped = view_size(service->view);
+  if (mapped < WIN32_PREFIX_SIZE)
+    return SHMRPC_EPROTO;
+  prefix = (const win32_prefix *)service->view;
+  magic = prefix_magic_load(prefix);
+  if (magic == 0)
+    return SHMRPC_ENOSERVER;
+  prefix_size = *(const volatile uint32_t *)&prefix->prefix_size;
+  size = *(const volatile uint64_t *)&prefix->area_size;
+  if (magic != WIN32_PREFIX_MAGIC || prefix_size != WIN32_PREFIX_SIZE ||
+      size == 0 || size > mapped - WIN32_PREFIX_SIZE)
+    return SHMRPC_EPROTO;
+  *area_size = (size_t)size;
+  return 0;
+}
+
+int shmrpc__os_service_open(const char *name, int global_namespace,
+                            shmrpc__os_service **out, void **area,
+                            size_t *area_size) {
+  win32_names names;
+  shmrpc__os_service *service;
+  size_t size = 0;
   int err;
 
   if (out == NULL || area == NULL || area_size == NULL)
@@ -554,71 +610,128 @@ int shmrpc__os_service_open(const char *name, int global_namespace,
   if (service == NULL)
     return SHMRPC_ENOMEM;
 
-  service->mapping = OpenFileMappingW(
-      FILE_MAP_READ | FILE_MAP_WRITE | READ_CONTROL, FALSE, names.map);
-  if (service->mapping == NULL) {
-    err = error_from_win32(GetLastError());
-    goto fail;
-  }
-  err = owner_check(service->mapping);
+  err = mapping_open(service, &names, &size);
   if (err != 0)
     goto fail;
-
-  service->alive = OpenMutexW(mutex_rights, FALSE, names.alive);
+  service->alive = OpenMutexW(WIN32_MUTEX_RIGHTS, FALSE, names.alive);
   if (service->alive == NULL) {
     err = error_from_win32(GetLastError());
     goto fail;
   }
-  if (!shmrpc__os_server_alive(service)) {
+  if (token_is_free(service->alive)) {
     err = SHMRPC_ENOSERVER;
     goto fail;
   }
-  service->lock = OpenMutexW(mutex_rights, FALSE, names.lock);
+  service->lock = OpenMutexW(WIN32_MUTEX_RIGHTS, FALSE, names.lock);
   service->events[SHMRPC__EVENT_REQUEST] =
-      service->lock == NULL ? NULL
-                            : OpenEventW(event_rights, FALSE, names.request);
+      service->lock == NULL
+          ? NULL
+          : OpenEventW(WIN32_EVENT_RIGHTS, FALSE, names.request);
   service->events[SHMRPC__EVENT_RESPONSE] =
       service->events[SHMRPC__EVENT_REQUEST] == NULL
           ? NULL
-          : OpenEventW(event_rights, FALSE, names.response);
+          : OpenEventW(WIN32_EVENT_RIGHTS, FALSE, names.response);
   if (service->events[SHMRPC__EVENT_RESPONSE] == NULL) {
     /* A server still creating its objects is not serving yet. */
     err = error_from_win32(GetLastError());
     goto fail;
   }
 
-  service->view =
-      MapViewOfFile(service->mapping, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, 0);
-  if (service->view == NULL) {
+  *out = service;
+  *area = service->view + WIN32_PREFIX_SIZE;
+  *area_size = size;
+  return 0;
+
+fail:
+  service_free(service);
+  return err;
+}
+
+/* Maps the section only, live server or not; the slot mutex and events stay
+ * closed, since an inspector must not take part in calls. */
+int shmrpc__os_service_inspect(const char *name, int global_namespace,
+                               shmrpc__os_service **out, void **area,
+                               size_t *area_size, int *alive) {
+  win32_names names;
+  shmrpc__os_service *service;
+  size_t size = 0;
+  int err;
+
+  if (out == NULL || area == NULL || area_size == NULL || alive == NULL)
+    return SHMRPC_EINVAL;
+  *out = NULL;
+  *area = NULL;
+  *area_size = 0;
+  *alive = 0;
+  err = names_build(name, global_namespace, &names);
+  if (err != 0)
+    return err;
+  service = calloc(1, sizeof *service);
+  if (service == NULL)
+    return SHMRPC_ENOMEM;
+
+  err = mapping_open(service, &names, &size);
+  if (err != 0)
+    goto fail;
+  service->alive = OpenMutexW(WIN32_MUTEX_RIGHTS, FALSE, names.alive);
+  if (service->alive != NULL) {
+    *alive = !token_is_free(service->alive);
+  } else if (GetLastError() != ERROR_FILE_NOT_FOUND) {
     err = error_from_win32(GetLastError());
-    goto fail;
-  }
-  mapped = view_size(service->view);
-  if (mapped < WIN32_PREFIX_SIZE) {
-    err = SHMRPC_EPROTO;
-    goto fail;
-  }
-  prefix = (const win32_prefix *)service->view;
-  magic = prefix_magic_load(prefix);
-  if (magic == 0) {
-    /* The server has not finished creating, or is taking over. */
-    err = SHMRPC_ENOSERVER;
-    goto fail;
-  }
-  prefix_size = *(const volatile uint32_t *)&prefix->prefix_size;
-  size = *(const volatile uint64_t *)&prefix->area_size;
-  if (magic != WIN32_PREFIX_MAGIC || prefix_size != WIN32_PREFIX_SIZE ||
-      size == 0 || size > mapped - WIN32_PREFIX_SIZE) {
-    err = SHMRPC_EPROTO;
     goto fail;
   }
 
   *out = service;
   *area = service->view + WIN32_PREFIX_SIZE;
-  *area_size = (size_t)size;
+  *area_size = size;
   return 0;
 
 fail:
+  service_free(service);
+  return err;
+}
+
+/* Windows can list an object directory only through native NT calls
+ * (NtQueryDirectoryObject); the public API documents SHMRPC_EOS instead. */
+int shmrpc__os_service_list(int (*fn)(const char *name, void *ctx), void *ctx) {
+  (void)fn;
+  (void)ctx;
+  return SHMRPC_EOS;
+}
+
+/*
+ * A named object dies with its last handle, so nothing is left to remove
+ * once every process has closed the service; while some client still holds
+ * a dead server's objects, nobody can remove them, and the next server takes
+ * them over. This only reports what create would find.
+ */
+int shmrpc__os_service_remove_stale(const char *name, int global_namespace) {
+  win32_names names;
+  shmrpc__os_service *service;
+  size_t size = 0;
+  int err;
+
+  err = names_build(name, global_namespace, &names);
+  if (err != 0)
+    return err;
+  service = calloc(1, sizeof *service);
+  if (service == NULL)
+    return SHMRPC_ENOMEM;
+
+  err = mapping_open(service, &names, &size);
+  if (err == SHMRPC_ENOSERVER)
+    err = 0; /* no section, or one its creator never published */
+  if (err == 0) {
+    service->alive =
+        OpenMutexW(WIN32_MUTEX_RIGHTS | READ_CONTROL, FALSE, names.alive);
+    if (service->alive != NULL) {
+      err = owner_check(service->alive);
+      if (err == 0 && !token_is_free(service->alive))
+        err = SHMRPC_EEXIST;
+    } else if (GetLastError() != ERROR_FILE_NOT_FOUND) {
+      err = error_from_win32(GetLastError());
+    }
+  }
   service_free(service);
   return err;
 }
@@ -635,25 +748,11 @@ void shmrpc__os_service_close(shmrpc__os_service *service) {
 }
 
 int shmrpc__os_server_alive(shmrpc__os_service *service) {
-  DWORD waited;
-
   if (service == NULL || service->alive == NULL)
     return 0;
   if (service->is_creator)
     return InterlockedCompareExchange(&service->token_owned, 0, 0) != 0;
-  /* Taking the token proves no server holds it; give it back at once so a
-   * new server can take it. */
-  waited = WaitForSingleObject(service->alive, 0);
-  switch (waited) {
-  case WAIT_TIMEOUT:
-    return 1;
-  case WAIT_OBJECT_0:
-  case WAIT_ABANDONED:
-    ReleaseMutex(service->alive);
-    return 0;
-  default:
-    return 0;
-  }
+  return !token_is_free(service->alive);
 }
 
 /* ---- Slot mutex and events --------------------------------------------- */

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# `ninja bench`: builds build/bin/shmrpc_bench (Release) and runs it: shmrpc
+# against a Unix socket, pipes and raw shared memory, cold calls, several
+# clients and the idle cost, with the targets and whether each held.
+# Arguments go to the benchmark, e.g. `scripts/bench.sh --quick --json`.
+# It exits non-zero only when a run fails (a failed call, a wrong answer),
+# never for a missed target.
+source "$(dirname "$0")/common.sh"
+need_packages cmake ninja-build gcc
+extra=()
+# As scripts/build.sh does: the tests need cmocka, the benchmark does not.
+dpkg-query -W libcmocka-dev >/dev/null 2>&1 || extra+=(-DSHMRPC_BUILD_TESTS=OFF)
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "${extra[@]}" >/dev/null
+cmake --build build --target shmrpc_bench
+exec build/bin/shmrpc_bench "$@"

@@ -1,0 +1,526 @@
+/*
+ * The shmrpc command-line tool (tools/), run as its own process against test
+ * servers: list, stat, ping, methods and clean, their --json documents, and
+ * the exit codes (0 ok, 1 runtime error, 2 usage error).
+ *
+ * POSIX only. The tool runs through popen(); on Windows the names cannot be
+ * enumerated (list and a bare clean fail there by design) and a dead
+ * server's names vanish with their last handle, so the scenarios below do
+ * not apply. The Windows build still compiles this file and its helper
+ * roles, and reports the test as skipped (exit code 77, SKIP_RETURN_CODE).
+ */
+#ifndef _WIN32
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "helpers.h"
+
+/* What ctest's SKIP_RETURN_CODE takes as "skipped". */
+#define SKIPPED_EXIT 77
+
+#ifndef _WIN32
+#include <sys/wait.h>
+
+#ifndef SHMRPC_TOOL_PATH
+#error "SHMRPC_TOOL_PATH must name the built shmrpc tool"
+#endif
+
+/* One run of the tool: its exit code and what it printed. */
+typedef struct tool_run {
+  int exit_code;
+  size_t len;
+  char out[32768];
+} tool_run;
+
+/* Runs `shmrpc ARGS` (ARGS formatted like printf; only names this test
+ * makes, which need no quoting). stdout is captured; with merge_stderr,
+ * stderr too, else it goes to the test's own stderr. */
+static void run_tool(tool_run *run, int merge_stderr, const char *format, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static void run_tool(tool_run *run, int merge_stderr, const char *format, ...) {
+  char args[512], command[1024 + sizeof(SHMRPC_TOOL_PATH)];
+  char chunk[4096];
+  va_list list;
+  FILE *pipe;
+  size_t n;
+  int status;
+
+  va_start(list, format);
+  vsnprintf(args, sizeof(args), format, list);
+  va_end(list);
+  assert_null(strchr(SHMRPC_TOOL_PATH, '\'')); /* quoted below */
+  snprintf(command, sizeof(command), "'%s' %s%s", SHMRPC_TOOL_PATH, args,
+           merge_stderr ? " 2>&1" : "");
+  fflush(stdout);
+  pipe = popen(command, "r");
+  assert_non_null(pipe);
+  /* Read to the end even if the buffer fills, so the tool never blocks. */
+  run->len = 0;
+  while ((n = fread(chunk, 1, sizeof(chunk), pipe)) > 0) {
+    size_t room = sizeof(run->out) - 1 - run->len;
+    memcpy(run->out + run->len, chunk, n < room ? n : room);
+    run->len += n < room ? n : room;
+  }
+  run->out[run->len] = '\0';
+  status = pclose(pipe);
+  assert_int_not_equal(status, -1);
+  assert_true(WIFEXITED(status));
+  run->exit_code = WEXITSTATUS(status);
+}
+
+/* Asserts that text contains needle, printing both if not. */
+static void expect_contains(const char *text, const char *needle) {
+  if (strstr(text, needle) == NULL) {
+    print_error("expected \"%s\" in:\n%s\n", needle, text);
+    fail();
+  }
+}
+
+static void expect_not_contains(const char *text, const char *needle) {
+  if (strstr(text, needle) != NULL) {
+    print_error("did not expect \"%s\" in:\n%s\n", needle, text);
+    fail();
+  }
+}
+
+/* Copies the line of text that starts with `start` followed by a space
+ * into line; 0 if there is none. */
+static int find_line(const char *text, const char *start, char *line,
+                     size_t cap) {
+  size_t start_len = strlen(start);
+  const char *at = text;
+  while (*at != '\0') {
+    const char *end = strchr(at, '\n');
+    size_t len = end != NULL ? (size_t)(end - at) : strlen(at);
+    if (len > start_len && strncmp(at, start, start_len) == 0 &&
+        at[start_len] == ' ') {
+      if (len >= cap)
+        len = cap - 1;
+      memcpy(line, at, len);
+      line[len] = '\0';
+      return 1;
+    }
+    if (end == NULL)
+      break;
+    at = end + 1;
+  }
+  return 0;
+}
+
+/* The value after the label of `shmrpc stat`'s line `label`. */
+static const char *stat_field(const char *text, const char *label) {
+  static char line[256];
+  const char *value;
+  if (!find_line(text, label, line, sizeof(line))) {
+    print_error("no line \"%s\" in:\n%s\n", label, text);
+    fail();
+  }
+  value = line + strlen(label);
+  while (*value == ' ')
+    value++;
+  return value;
+}
+
+static unsigned long long stat_number(const char *text, const char *label) {
+  return strtoull(stat_field(text, label), NULL, 10);
+}
+
+static size_t count_lines(const char *text) {
+  size_t lines = 0;
+  for (; *text != '\0'; text++)
+    lines += *text == '\n';
+  return lines;
+}
+
+/* An error is one line on stderr that starts with "shmrpc: ". */
+static void expect_one_error_line(const tool_run *run) {
+  assert_int_equal(count_lines(run->out), 1);
+  assert_memory_equal(run->out, "shmrpc: ", 8);
+}
+
+static void wait_until_dead(const char *name) {
+  int64_t end = test_now_ms() + T_READY_MS;
+  for (;;) {
+    shmrpc_service_info info;
+    int rc = shmrpc_service_query(name, 0, &info);
+    assert_int_equal(rc, 0);
+    if (!info.alive)
+      return;
+    assert_true(test_now_ms() < end);
+    test_sleep_ms(1);
+  }
+}
+
+static void call_ok(shmrpc_client *client, uint32_t method, const void *req,
+                    size_t len) {
+  unsigned char resp[64];
+  assert_int_equal(shmrpc_call(client, method, req, len, resp, sizeof(resp),
+                               NULL, T_EXIT_MS),
+                   0);
+}
+
+/* ---- Tests ------------------------------------------------------------- */
+
+/* Usage errors exit 2, runtime errors 1, each with one line on stderr;
+ * help and version exit 0. */
+static void test_exit_codes(void **state) {
+  const char *missing = test_service_name("missing");
+  tool_run run;
+  (void)state;
+
+  run_tool(&run, 1, "frobnicate");
+  assert_int_equal(run.exit_code, 2);
+  expect_one_error_line(&run);
+  expect_contains(run.out, "unknown command 'frobnicate'");
+
+  run_tool(&run, 1, "%s", "");
+  assert_int_equal(run.exit_code, 2);
+  expect_one_error_line(&run);
+
+  run_tool(&run, 1, "stat");
+  assert_int_equal(run.exit_code, 2);
+  expect_one_error_line(&run);
+
+  run_tool(&run, 1, "stat %s --frob", missing);
+  assert_int_equal(run.exit_code, 2);
+  expect_one_error_line(&run);
+
+  run_tool(&run, 1, "stat --timeout 5 %s", missing);
+  assert_int_equal(run.exit_code, 2);
+  expect_one_error_line(&run);
+
+  run_tool(&run, 1, "ping %s -n 0", missing);
+  assert_int_equal(run.exit_code, 2);
+  expect_one_error_line(&run);
+
+  run_tool(&run, 1, "stat bad/name");
+  assert_int_equal(run.exit_code, 2);
+  expect_one_error_line(&run);
+
+  run_tool(&run, 1, "stat %s", missing);
+  assert_int_equal(run.exit_code, 1);
+  expect_one_error_line(&run);
+  expect_contains(run.out, missing);
+
+  run_tool(&run, 1, "stat --json %s", missing);
+  assert_int_equal(run.exit_code, 1);
+  expect_one_error_line(&run);
+  run_tool(&run, 0, "stat --json %s", missing);
+  assert_int_equal(run.exit_code, 1);
+  expect_not_contains(run.out, "{"); /* no document on error */
+
+  run_tool(&run, 1, "ping %s --timeout 0", missing);
+  assert_int_equal(run.exit_code, 1);
+  expect_one_error_line(&run);
+
+  run_tool(&run, 1, "methods %s --timeout 0", missing);
+  assert_int_equal(run.exit_code, 1);
+  expect_one_error_line(&run);
+
+  run_tool(&run, 0, "--version");
+  assert_int_equal(run.exit_code, 0);
+  expect_contains(run.out, SHMRPC_VERSION_STRING);
+
+  run_tool(&run, 0, "--help");
+  assert_int_equal(run.exit_code, 0);
+  expect_contains(run.out, "Exit status");
+
+  run_tool(&run, 0, "stat --help");
+  assert_int_equal(run.exit_code, 0);
+  expect_contains(run.out, "usage: shmrpc stat");
+
+  run_tool(&run, 0, "help ping");
+  assert_int_equal(run.exit_code, 0);
+  expect_contains(run.out, "usage: shmrpc ping");
+}
+
+/* A live service appears in the list with its pid, alive; once stopped it
+ * is gone. */
+static void test_list(void **state) {
+  const char *name = test_service_name("list");
+  char line[256], expected[256];
+  test_server_thread ts;
+  tool_run run;
+  (void)state;
+
+  test_server_thread_start(&ts, name, 4096, NULL);
+  run_tool(&run, 0, "list");
+  assert_int_equal(run.exit_code, 0);
+  expect_contains(run.out, "NAME");
+  assert_true(find_line(run.out, name, line, sizeof(line)));
+  snprintf(expected, sizeof(expected), " %lu ",
+           (unsigned long)test_proc_self_pid());
+  expect_contains(line, expected);
+  expect_contains(line, " alive ");
+  expect_contains(line, " 4096 ");
+
+  run_tool(&run, 0, "list --json");
+  assert_int_equal(run.exit_code, 0);
+  assert_int_equal(count_lines(run.out), 1);
+  assert_memory_equal(run.out, "{\"services\":[", 13);
+  snprintf(expected, sizeof(expected),
+           "{\"name\":\"%s\",\"state\":\"alive\",\"alive\":true,"
+           "\"server_pid\":%lu,\"capacity\":4096,\"calls\":0}",
+           name, (unsigned long)test_proc_self_pid());
+  expect_contains(run.out, expected);
+  test_server_thread_stop(&ts);
+
+  run_tool(&run, 0, "list");
+  assert_int_equal(run.exit_code, 0);
+  assert_false(find_line(run.out, name, line, sizeof(line)));
+}
+
+/* stat reports the calls this test made, the failed one, and the bytes. */
+static void test_stat(void **state) {
+  const char *name = test_service_name("stat");
+  unsigned char add_request[16];
+  char expected[128];
+  test_server_thread ts;
+  shmrpc_client *client = NULL;
+  tool_run run;
+  (void)state;
+
+  test_server_thread_start(&ts, name, 0, NULL);
+  assert_int_equal(shmrpc_client_open(&client, name, NULL, T_READY_MS), 0);
+  call_ok(client, T_ECHO, "hello", 5);
+  test_put_u64(add_request, 20);
+  test_put_u64(add_request + 8, 22);
+  call_ok(client, T_ADD, add_request, sizeof(add_request));
+  call_ok(client, T_ECHO, "", 0);
+  assert_int_equal(
+      shmrpc_call(client, T_FAIL, NULL, 0, NULL, 0, NULL, T_EXIT_MS),
+      SHMRPC_EAPP);
+  /* 4 calls, 1 failed; in: 5 + 16 bytes; out: 5 + 8 bytes. */
+
+  run_tool(&run, 0, "stat %s", name);
+  assert_int_equal(run.exit_code, 0);
+  assert_string_equal(stat_field(run.out, "service"), name);
+  assert_string_equal(stat_field(run.out, "state"), "alive");
+  assert_string_equal(stat_field(run.out, "slot"), "free");
+  assert_int_equal(stat_number(run.out, "server pid"), test_proc_self_pid());
+  assert_int_equal(stat_number(run.out, "capacity"), SHMRPC_DEFAULT_CAPACITY);
+  assert_int_equal(stat_number(run.out, "calls"), 4);
+  assert_int_equal(stat_number(run.out, "app errors"), 1);
+  assert_int_equal(stat_number(run.out, "timeouts"), 0);
+  assert_int_equal(stat_number(run.out, "recoveries"), 0);
+  assert_int_equal(stat_number(run.out, "bytes in"), 21);
+  assert_int_equal(stat_number(run.out, "bytes out"), 13);
+  assert_memory_equal(stat_field(run.out, "generation"), "0x", 2);
+  assert_string_not_equal(stat_field(run.out, "uptime"), "-");
+
+  run_tool(&run, 0, "stat --json %s", name);
+  assert_int_equal(run.exit_code, 0);
+  assert_int_equal(count_lines(run.out), 1);
+  snprintf(expected, sizeof(expected), "{\"name\":\"%s\",", name);
+  expect_contains(run.out, expected);
+  expect_contains(run.out, "\"state\":\"alive\",\"alive\":true,");
+  snprintf(expected, sizeof(expected), "\"server_pid\":%lu,",
+           (unsigned long)test_proc_self_pid());
+  expect_contains(run.out, expected);
+  expect_contains(run.out, "\"generation\":\"0x");
+  expect_contains(run.out, "\"capacity\":65536,");
+  expect_contains(run.out, "\"slot_state\":\"free\",");
+  expect_contains(run.out, "\"uptime_ms\":");
+  expect_contains(run.out, "\"calls\":4,");
+  expect_contains(run.out, "\"app_errors\":1,");
+  expect_contains(run.out, "\"timeouts\":0,");
+  expect_contains(run.out, "\"recoveries\":0,");
+  expect_contains(run.out, "\"bytes_in\":21,");
+  expect_contains(run.out, "\"bytes_out\":13}");
+
+  shmrpc_client_close(client);
+  test_server_thread_stop(&ts);
+}
+
+/* ping makes exactly the round trips asked for, and reports them. */
+static void test_ping(void **state) {
+  const char *name = test_service_name("ping");
+  char expected[128];
+  test_server_thread ts;
+  shmrpc_stats stats;
+  tool_run run;
+  (void)state;
+
+  test_server_thread_start(&ts, name, 4096, NULL);
+  run_tool(&run, 0, "ping %s -n 5", name);
+  assert_int_equal(run.exit_code, 0);
+  snprintf(expected, sizeof(expected), "5 round trips to %s, 16 bytes each",
+           name);
+  expect_contains(run.out, expected);
+  expect_contains(run.out, "min ");
+  expect_contains(run.out, "p50 ");
+  expect_contains(run.out, "p99 ");
+  expect_contains(run.out, "max ");
+  assert_int_equal(shmrpc_server_stats(ts.server, &stats), 0);
+  assert_int_equal(stats.calls, 5);
+  assert_int_equal(stats.bytes_in, 5 * 16);
+  assert_int_equal(stats.bytes_out, 5 * 16);
+
+  run_tool(&run, 0, "ping --json --count 3 --size 100 %s", name);
+  assert_int_equal(run.exit_code, 0);
+  assert_int_equal(count_lines(run.out), 1);
+  snprintf(expected, sizeof(expected),
+           "{\"name\":\"%s\",\"count\":3,\"size\":100,\"min_ns\":", name);
+  expect_contains(run.out, expected);
+  expect_contains(run.out, "\"p50_ns\":");
+  expect_contains(run.out, "\"p99_ns\":");
+  expect_contains(run.out, "\"max_ns\":");
+  assert_int_equal(shmrpc_server_stats(ts.server, &stats), 0);
+  assert_int_equal(stats.calls, 8);
+  assert_int_equal(stats.bytes_in, 5 * 16 + 3 * 100);
+
+  /* Larger than the slot: a bad argument for this service. */
+  run_tool(&run, 1, "ping %s --size 5000", name);
+  assert_int_equal(run.exit_code, 2);
+  expect_one_error_line(&run);
+  test_server_thread_stop(&ts);
+}
+
+/* methods lists what the server registered, with the ids. */
+static void test_methods(void **state) {
+  static const struct {
+    unsigned id;
+    const char *name;
+  } expected_methods[] = {{T_ECHO, "echo"}, {T_ADD, "add"}, {T_SLOW, "slow"},
+                          {T_FAIL, "fail"}, {T_BIG, "big"}, {T_STOP, "stop"}};
+  const char *name = test_service_name("methods");
+  test_server_thread ts;
+  tool_run run;
+  size_t i;
+  (void)state;
+
+  test_server_thread_start(&ts, name, 0, NULL);
+  run_tool(&run, 0, "methods %s", name);
+  assert_int_equal(run.exit_code, 0);
+  /* A header, then one line per method. */
+  assert_int_equal(count_lines(run.out), 1 + 6);
+  for (i = 0; i < sizeof(expected_methods) / sizeof(expected_methods[0]); i++) {
+    char line[64];
+    snprintf(line, sizeof(line), "%10u  %s\n", expected_methods[i].id,
+             expected_methods[i].name);
+    expect_contains(run.out, line);
+  }
+
+  run_tool(&run, 0, "methods %s --json", name);
+  assert_int_equal(run.exit_code, 0);
+  assert_int_equal(count_lines(run.out), 1);
+  expect_contains(run.out,
+                  "\"methods\":[{\"id\":1,\"name\":\"echo\"},"
+                  "{\"id\":2,\"name\":\"add\"},{\"id\":3,\"name\":\"slow\"},"
+                  "{\"id\":4,\"name\":\"fail\"},{\"id\":5,\"name\":\"big\"},"
+                  "{\"id\":6,\"name\":\"stop\"}]}");
+  test_server_thread_stop(&ts);
+}
+
+/* A killed server's names show as stale and clean removes them; a live
+ * service is never removed. Names are given explicitly: a bare `shmrpc
+ * clean` removes every stale name of this user, including the ones that
+ * test_crash (of this run or another build's) keeps stale on purpose. */
+static void test_clean(void **state) {
+  const char *name = test_service_name("clean");
+  const char *json_name = test_service_name("cleanjson");
+  const char *live_name = test_service_name("cleanlive");
+  shmrpc_service_info info;
+  test_server_thread live;
+  test_proc *server;
+  char line[256], expected[256];
+  tool_run run;
+  (void)state;
+
+  /* The server runs in its own process, so it can die. */
+  server = test_spawn_server(name, "4096");
+  run_tool(&run, 0, "ping %s -n 2", name);
+  assert_int_equal(run.exit_code, 0);
+  test_proc_kill(server);
+  test_proc_free(server);
+  wait_until_dead(name);
+
+  run_tool(&run, 0, "list");
+  assert_int_equal(run.exit_code, 0);
+  assert_true(find_line(run.out, name, line, sizeof(line)));
+  expect_contains(line, " stale ");
+  run_tool(&run, 0, "stat %s", name);
+  assert_int_equal(run.exit_code, 0);
+  expect_contains(stat_field(run.out, "state"), "stale");
+  assert_int_equal(stat_number(run.out, "calls"), 2);
+
+  run_tool(&run, 0, "clean %s", name);
+  assert_int_equal(run.exit_code, 0);
+  snprintf(expected, sizeof(expected), "removed %s (its server died", name);
+  expect_contains(run.out, expected);
+  assert_int_equal(shmrpc_service_query(name, 0, &info), SHMRPC_ENOSERVER);
+  assert_int_equal(test_service_objects_exist(name), 0);
+  run_tool(&run, 0, "list");
+  assert_false(find_line(run.out, name, line, sizeof(line)));
+
+  /* Again: nothing left, which is not an error. */
+  run_tool(&run, 0, "clean %s", name);
+  assert_int_equal(run.exit_code, 0);
+  expect_contains(run.out, "nothing to remove");
+
+  /* --json names what it removed, with the dead server's pid. */
+  server = test_spawn_server(json_name, "4096");
+  test_proc_kill(server);
+  test_proc_free(server);
+  wait_until_dead(json_name);
+  assert_int_equal(shmrpc_service_query(json_name, 0, &info), 0);
+  run_tool(&run, 0, "clean --json %s", json_name);
+  assert_int_equal(run.exit_code, 0);
+  assert_int_equal(count_lines(run.out), 1);
+  snprintf(expected, sizeof(expected),
+           "{\"removed\":[{\"name\":\"%s\",\"server_pid\":%lu,", json_name,
+           (unsigned long)info.server_pid);
+  expect_contains(run.out, expected);
+  expect_contains(run.out, "\"failed\":[]}");
+  assert_int_equal(shmrpc_service_query(json_name, 0, &info), SHMRPC_ENOSERVER);
+
+  /* A live service: refused, exit 1, and it keeps serving. */
+  test_server_thread_start(&live, live_name, 4096, NULL);
+  run_tool(&run, 1, "clean %s", live_name);
+  assert_int_equal(run.exit_code, 1);
+  expect_one_error_line(&run);
+  expect_contains(run.out, "live server");
+  assert_int_equal(shmrpc_service_query(live_name, 0, &info), 0);
+  assert_int_equal(info.alive, 1);
+  run_tool(&run, 0, "ping %s -n 1", live_name);
+  assert_int_equal(run.exit_code, 0);
+  test_server_thread_stop(&live);
+}
+#endif /* !_WIN32 */
+
+int main(int argc, char **argv) {
+#ifndef _WIN32
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_exit_codes), cmocka_unit_test(test_list),
+      cmocka_unit_test(test_stat),       cmocka_unit_test(test_ping),
+      cmocka_unit_test(test_methods),    cmocka_unit_test(test_clean),
+  };
+#endif
+  int helper;
+  test_proc_init(argv[0]);
+  helper = test_helper_main(argc, argv);
+  if (helper >= 0)
+    return helper;
+#ifndef _WIN32
+  return cmocka_run_group_tests(tests, NULL, NULL);
+#else
+  printf("test_tool: skipped on Windows: the tool cannot enumerate Win32 "
+         "named objects (list, bare clean), and dead servers' names vanish "
+         "with their last handle\n");
+  return SKIPPED_EXIT;
+#endif
+}
