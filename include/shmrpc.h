@@ -210,6 +210,8 @@ typedef struct shmrpc_stats {
   uint64_t bytes_in;       /* request bytes received */
   uint64_t bytes_out;      /* response bytes sent */
   uint64_t uptime_ms;      /* since the server started */
+  uint64_t repairs;        /* times the server put back a control block
+                              that someone else had written over */
 } shmrpc_stats;
 
 SHMRPC_EXTERN int shmrpc_server_stats(const shmrpc_server *server,

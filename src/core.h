@@ -16,8 +16,9 @@
 /* How long one kernel wait lasts before a waiter looks at the server's
  * health again. It bounds how late a caller notices a dead server. */
 #define SHMRPC__SLICE_MS 20
-/* The server's idle wait slice; it only guards against a lost wake-up. */
-#define SHMRPC__IDLE_SLICE_MS 1000
+/* The server's idle wait slice: it bounds how long a lost wake-up or a
+ * scribbled control block goes unrepaired. */
+#define SHMRPC__IDLE_SLICE_MS 250
 /* Default spin window before sleeping in the kernel. */
 #define SHMRPC__DEFAULT_SPIN_US 100
 
@@ -40,9 +41,9 @@ uint64_t shmrpc__spin_ns(int32_t spin_us);
 
 /*
  * shmrpc__wait waits until ready(ctx) returns non-zero and returns that
- * value. It spins for spin_ns, then sleeps on `event` in slices, keeping
- * *sleepers (in shared memory) counted so the peer signals only when someone
- * sleeps. Before each sleep it calls health(ctx) if not NULL; a negative
+ * value. It spins for spin_ns, then sleeps on `event` in slices, with
+ * *sleepers (in shared memory) set while it sleeps so the peer signals only
+ * when someone sleeps; only one thread may wait on an event at a time. Before each sleep it calls health(ctx) if not NULL; a negative
  * result ends the wait with that result. At the deadline it returns
  * SHMRPC_ETIMEDOUT. ready() must load the state it tests with a
  * sequentially consistent load (the sleepers handshake relies on it).

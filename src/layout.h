@@ -69,7 +69,7 @@ typedef struct shmrpc__client_line {
   uint32_t call_seq;           /* sequence number of the posted call */
   uint32_t method;             /* method id of the posted call */
   uint32_t request_len;        /* bytes in the request area */
-  uint32_t request_sleepers;   /* server threads asleep on the request event */
+  uint32_t request_sleepers;   /* 1 while the server sleeps on requests */
   uint8_t pad[SHMRPC__LINE - 20];
 } shmrpc__client_line;
 
@@ -79,7 +79,7 @@ typedef struct shmrpc__server_line {
   int32_t app_code;            /* handler's code when status is SHMRPC_EAPP */
   uint32_t response_len;       /* bytes in the response area */
   uint32_t message_len;        /* bytes in message[] */
-  uint32_t response_sleepers;  /* callers asleep on the response event */
+  uint32_t response_sleepers;  /* 1 while the slot's holder sleeps */
   uint8_t pad[SHMRPC__LINE - 24];
 } shmrpc__server_line;
 
@@ -90,7 +90,7 @@ typedef struct shmrpc__stats_line {
   uint64_t recoveries;
   uint64_t bytes_in;
   uint64_t bytes_out;
-  uint64_t reserved[2];
+  uint64_t reserved[2];        /* [0]: control-block repairs by the server */
 } shmrpc__stats_line;
 
 #define SHMRPC__MESSAGE_AREA 256u

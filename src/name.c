@@ -65,6 +65,7 @@ int shmrpc_service_query(const char *name, int global_namespace,
   out->stats.recoveries = shmrpc__load64(&control->stats.recoveries);
   out->stats.bytes_in = shmrpc__load64(&control->stats.bytes_in);
   out->stats.bytes_out = shmrpc__load64(&control->stats.bytes_out);
+  out->stats.repairs = shmrpc__load64(&control->stats.reserved[0]);
   if (alive) {
     uint64_t start = shmrpc__load64(&control->header.start_ns);
     uint64_t now = shmrpc__os_now_ns();

@@ -13,6 +13,9 @@ typedef struct shmrpc__method {
   void *user_data;
 } shmrpc__method;
 
+/* Every this many calls a busy server checks its control block too. */
+#define SHMRPC__REPAIR_EVERY 64u
+
 struct shmrpc_server {
   shmrpc__os_service *service; /* the named objects */
   shmrpc__control *control;    /* start of the area */
@@ -22,6 +25,8 @@ struct shmrpc_server {
   uint32_t capacity;
   uint64_t spin_ns;
   uint64_t start_ns;
+  shmrpc__header header;       /* private copy of what the header must say */
+  uint32_t calls_since_check;  /* calls since the last repair pass */
   volatile uint32_t stop_requested; /* set by shmrpc_server_stop */
   shmrpc__method *methods;
   size_t method_count;
@@ -103,6 +108,8 @@ int shmrpc_server_create(shmrpc_server **out, const char *name,
   header->start_ns = server->start_ns;
   header->server_pid = shmrpc__os_pid();
   header->server_state = SHMRPC__SERVER_RUNNING;
+  server->header = *header;
+  server->header.magic = SHMRPC__MAGIC;
   /* Clients trust nothing until the magic appears: store it last. */
   shmrpc__store32(&header->magic, SHMRPC__MAGIC);
 
@@ -272,6 +279,58 @@ static void answer(shmrpc_server *server, uint32_t seq, int32_t status,
     shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
 }
 
+/*
+ * Anyone who can open the mapping can write into it. Between calls the
+ * server puts back what only it may say: the header, and a slot left BUSY
+ * while it is not working (a BUSY slot would make every caller wait for an
+ * answer that never comes). Runs before the server sleeps and every
+ * SHMRPC__REPAIR_EVERY calls; it never touches a slot a caller has posted.
+ */
+static int repair_control(void *ctx) {
+  shmrpc_server *server = ctx;
+  shmrpc__control *control = server->control;
+  shmrpc__header *header = &control->header;
+  const shmrpc__header *want = &server->header;
+  int repaired = 0;
+
+  server->calls_since_check = 0;
+  if (shmrpc__load32_relaxed(&header->version) != want->version ||
+      shmrpc__load32_relaxed(&header->capacity) != want->capacity ||
+      shmrpc__load32_relaxed(&header->area_size) != want->area_size ||
+      shmrpc__load32_relaxed(&header->server_pid) != want->server_pid ||
+      shmrpc__load64(&header->generation) != want->generation ||
+      shmrpc__load64(&header->start_ns) != want->start_ns) {
+    shmrpc__store32_relaxed(&header->version, want->version);
+    shmrpc__store32_relaxed(&header->capacity, want->capacity);
+    shmrpc__store32_relaxed(&header->area_size, want->area_size);
+    shmrpc__store32_relaxed(&header->server_pid, want->server_pid);
+    shmrpc__store64(&header->generation, want->generation);
+    shmrpc__store64(&header->start_ns, want->start_ns);
+    repaired = 1;
+  }
+  if (shmrpc__load32(&header->server_state) != SHMRPC__SERVER_RUNNING) {
+    shmrpc__store32(&header->server_state, SHMRPC__SERVER_RUNNING);
+    repaired = 1;
+  }
+  if (shmrpc__load32(&header->server_dead) != 0) {
+    shmrpc__store32(&header->server_dead, 0);
+    repaired = 1;
+  }
+  if (shmrpc__load32(&header->magic) != SHMRPC__MAGIC) {
+    shmrpc__store32(&header->magic, SHMRPC__MAGIC);
+    repaired = 1;
+  }
+  if (shmrpc__cas32(&control->client.slot_state, SHMRPC__SLOT_BUSY,
+                    SHMRPC__SLOT_FREE)) {
+    /* Wake a caller that waits for the phantom call to end. */
+    shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
+    repaired = 1;
+  }
+  if (repaired)
+    shmrpc__add64(&control->stats.reserved[0], 1);
+  return 0;
+}
+
 static int request_ready(void *ctx) {
   shmrpc_server *server = ctx;
   if (shmrpc__load32_relaxed(&server->stop_requested))
@@ -291,9 +350,11 @@ static int serve_one(shmrpc_server *server, const shmrpc__deadline *deadline) {
   int rc;
 
   for (;;) {
+    if (server->calls_since_check >= SHMRPC__REPAIR_EVERY)
+      repair_control(server);
     rc = shmrpc__wait(server->service, SHMRPC__EVENT_REQUEST,
-                      &control->client.request_sleepers, request_ready, NULL,
-                      server, server->spin_ns, deadline,
+                      &control->client.request_sleepers, request_ready,
+                      repair_control, server, server->spin_ns, deadline,
                       SHMRPC__IDLE_SLICE_MS);
     if (rc < 0)
       return rc;
@@ -319,6 +380,7 @@ static int serve_one(shmrpc_server *server, const shmrpc__deadline *deadline) {
     status = dispatch(server, method, request_len, &reply);
   }
   answer(server, seq, status, &reply);
+  server->calls_since_check++;
   SHMRPC__FAULT("server_answered");
   return 0;
 }
@@ -361,6 +423,7 @@ int shmrpc_server_stats(const shmrpc_server *server, shmrpc_stats *out) {
   out->recoveries = shmrpc__load64(&stats->recoveries);
   out->bytes_in = shmrpc__load64(&stats->bytes_in);
   out->bytes_out = shmrpc__load64(&stats->bytes_out);
+  out->repairs = shmrpc__load64(&stats->reserved[0]);
   out->uptime_ms = (shmrpc__os_now_ns() - server->start_ns) / 1000000u;
   return 0;
 }

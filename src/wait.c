@@ -75,16 +75,19 @@ int shmrpc__wait(shmrpc__os_service *service, enum shmrpc__os_event event,
     slice = shmrpc__deadline_slice(deadline, slice_ms);
     if (slice == 0)
       return SHMRPC_ETIMEDOUT;
-    /* Count ourselves as a sleeper before the last look at the state: the
-     * peer publishes its state before it looks for sleepers, so one of the
-     * two always sees the other. */
-    shmrpc__add32(sleepers, 1u);
+    /* Mark ourselves asleep before the last look at the state: the peer
+     * publishes its state before it looks for sleepers, so one of the two
+     * always sees the other. One thread at a time waits on each event (the
+     * server on requests, the slot's holder on responses), so a flag will
+     * do, and a flag rewritten on every sleep heals if someone scribbles
+     * on it. */
+    shmrpc__store32_sc(sleepers, 1u);
     result = ready(ctx);
     if (result == 0) {
       (void)shmrpc__os_event_wait(service, event, slice);
       result = ready(ctx);
     }
-    shmrpc__add32(sleepers, (uint32_t)-1);
+    shmrpc__store32_sc(sleepers, 0u);
     if (result != 0)
       return result;
   }

@@ -292,6 +292,11 @@ int test_proc_spawn(test_proc **out, const char *const args[]) {
   return 0;
 }
 
+void test_proc_helper_started(void) {
+  /* Nothing to do: test_proc_spawn put this process, before it ran, in a
+   * job that Windows kills as soon as the test process exits. */
+}
+
 /* Moves one complete line (or, at end of file, the rest) from pending into
  * buf; returns its length, or -1 if there is none yet. */
 static int line_take(test_proc *proc, char *buf, size_t cap) {

@@ -471,6 +471,13 @@ static void test_clean(void **state) {
   run_tool(&run, 0, "clean %s", name);
   assert_int_equal(run.exit_code, 0);
   expect_contains(run.out, "nothing to remove");
+  run_tool(&run, 0, "clean --json %s", name);
+  assert_int_equal(run.exit_code, 0);
+  snprintf(expected, sizeof(expected),
+           "{\"removed\":[],\"skipped\":[],\"absent\":[{\"name\":\"%s\"}],"
+           "\"failed\":[]}\n",
+           name);
+  assert_string_equal(run.out, expected);
 
   /* --json names what it removed, with the dead server's pid. */
   server = test_spawn_server(json_name, "4096");

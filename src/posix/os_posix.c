@@ -91,6 +91,8 @@ static int errno_to_error(int err) {
   case ENAMETOOLONG:
   case EINVAL:
     return SHMRPC_EINVAL;
+  case ELOOP:
+    return SHMRPC_EPROTO; /* a link where our object should be */
   default:
     return SHMRPC_EOS;
   }
