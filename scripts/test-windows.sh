@@ -87,7 +87,10 @@ cmocka_stamp_text() {
 
 build_cmocka() {
   local source_dir stamp="$CMOCKA_PREFIX/.shmrpc-stamp" apt_options=()
-  source_dir=$(find "$CMOCKA_SRC" -mindepth 1 -maxdepth 1 -type d -name 'cmocka-*' 2>/dev/null | sort | tail -n 1)
+  source_dir=""
+  if [ -d "$CMOCKA_SRC" ]; then
+    source_dir=$(find "$CMOCKA_SRC" -mindepth 1 -maxdepth 1 -type d -name 'cmocka-*' | sort | tail -n 1)
+  fi
   if [ -n "$source_dir" ] && [ -f "$stamp" ] &&
      [ "$(cat "$stamp")" = "$(cmocka_stamp_text "$source_dir")" ] &&
      [ -f "$CMOCKA_PREFIX/lib/libcmocka.a" ]; then

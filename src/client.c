@@ -13,6 +13,7 @@ struct shmrpc_client {
   unsigned char *request_area;  /* in shared memory */
   unsigned char *response_area; /* in shared memory: untrusted */
   uint32_t capacity;            /* validated when connecting */
+  uint64_t generation;          /* of the server connected to */
   uint32_t waiting_seq;         /* the call being waited for */
   int32_t app_code;             /* of the last SHMRPC_EAPP */
   char app_message[SHMRPC_MESSAGE_MAX + 1];
@@ -53,6 +54,7 @@ static int check_area(shmrpc_client *client, void *area, size_t area_size) {
   state = shmrpc__load32_relaxed(&header->server_state);
   if (state != SHMRPC__SERVER_RUNNING)
     return SHMRPC_ENOSERVER;
+  client->generation = shmrpc__load64(&header->generation);
   client->capacity = capacity;
   client->control = area;
   client->request_area = shmrpc__request_area(area);
@@ -139,6 +141,11 @@ int32_t shmrpc_client_app_error(const shmrpc_client *client,
 static int server_health(void *ctx) {
   shmrpc_client *client = ctx;
   shmrpc__header *header = &client->control->header;
+  /* A new server can take over a dead one's mapping while this client still
+   * has it mapped (Windows keeps a named mapping while any handle is open):
+   * a changed generation means ours died. */
+  if (shmrpc__load64(&header->generation) != client->generation)
+    return SHMRPC_ESERVERDIED;
   if (shmrpc__load32(&header->server_state) == SHMRPC__SERVER_STOPPING)
     return SHMRPC_ESHUTDOWN;
   if (!shmrpc__os_server_alive(client->service)) {
@@ -304,7 +311,8 @@ int shmrpc_call(shmrpc_client *client, uint32_t method, const void *request,
     goto fail_unlocked;
   SHMRPC__FAULT("client_locked");
 
-  if (shmrpc__load32(&control->header.server_dead) != 0 ||
+  if (shmrpc__load64(&control->header.generation) != client->generation ||
+      shmrpc__load32(&control->header.server_dead) != 0 ||
       shmrpc__load32(&control->header.server_state) != SHMRPC__SERVER_RUNNING) {
     rc = server_health(client);
     if (rc != 0)

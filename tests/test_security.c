@@ -365,7 +365,8 @@ static void test_hostile_writer(void **state) {
       if (rc == 0 && len == 8 && test_get_u64(resp) == 5555)
         recovered_ms = test_now_ms() - attack_end;
       else if (getenv("SHMRPC_TEST_DEBUG"))
-        print_message("after attack: %s len %zu\n", shmrpc_err_name(rc), len);
+        print_message("after attack: %s len %lu\n", shmrpc_err_name(rc),
+                      (unsigned long)len);
     }
   }
   print_message("%lu hostile writes; correct answers again %lld ms after the "

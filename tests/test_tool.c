@@ -317,6 +317,7 @@ static void test_stat(void **state) {
   assert_int_equal(stat_number(run.out, "app errors"), 1);
   assert_int_equal(stat_number(run.out, "timeouts"), 0);
   assert_int_equal(stat_number(run.out, "recoveries"), 0);
+  assert_int_equal(stat_number(run.out, "repairs"), 0);
   assert_int_equal(stat_number(run.out, "bytes in"), 21);
   assert_int_equal(stat_number(run.out, "bytes out"), 13);
   assert_memory_equal(stat_field(run.out, "generation"), "0x", 2);
@@ -338,7 +339,7 @@ static void test_stat(void **state) {
   expect_contains(run.out, "\"calls\":4,");
   expect_contains(run.out, "\"app_errors\":1,");
   expect_contains(run.out, "\"timeouts\":0,");
-  expect_contains(run.out, "\"recoveries\":0,");
+  expect_contains(run.out, "\"recoveries\":0,\"repairs\":0,");
   expect_contains(run.out, "\"bytes_in\":21,");
   expect_contains(run.out, "\"bytes_out\":13}");
 

@@ -3,21 +3,6 @@
 
 #include <stdio.h>
 
-void calc_put_i64(unsigned char *out, int64_t value) {
-  uint64_t bits = (uint64_t)value;
-  int i;
-  for (i = 0; i < 8; i++)
-    out[i] = (unsigned char)(bits >> (8 * i));
-}
-
-int64_t calc_get_i64(const unsigned char *in) {
-  uint64_t bits = 0;
-  int i;
-  for (i = 0; i < 8; i++)
-    bits |= (uint64_t)in[i] << (8 * i);
-  return (int64_t)bits;
-}
-
 int calc_apply(int method, int64_t a, int64_t b, int64_t *result, char *msg,
                size_t msg_cap) {
   switch (method) {

@@ -7,9 +7,15 @@
 
 #define CALC_DEFAULT_NAME "calc"
 
-/* Methods. add..mod take two little-endian int64 and answer one; eval takes
- * an expression string and answers one int64; sleep takes one int64 of
- * milliseconds and answers it back once it has slept. */
+/* Methods, and their bodies in the typed format of shmrpc_payload.h
+ * (little-endian integers; a string is a u32 length and its bytes):
+ *
+ *   add, sub, mul, div, mod   request: i64 a, i64 b      answer: i64
+ *   eval                      request: str expression    answer: i64
+ *   sleep                     request: i64 milliseconds  answer: i64 (the
+ *                             same, once it has slept)
+ *
+ * A request with missing or extra bytes fails with CALC_ERR_BAD_REQUEST. */
 enum calc_method {
   CALC_ADD = 1,
   CALC_SUB = 2,
@@ -27,9 +33,6 @@ enum calc_error {
   CALC_ERR_DIV_ZERO = 3,
   CALC_ERR_SYNTAX = 4
 };
-
-void calc_put_i64(unsigned char *out, int64_t value);
-int64_t calc_get_i64(const unsigned char *in);
 
 /* Applies a binary operation. Returns 0 and sets *result, or a calc_error
  * with a message in msg. */

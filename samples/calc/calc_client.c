@@ -8,6 +8,7 @@
 
 #include "calc.h"
 #include "shmrpc.h"
+#include "shmrpc_payload.h"
 
 enum { EXIT_USAGE = 2, EXIT_NOSERVER = 3, EXIT_TIMEOUT = 4, EXIT_APP = 5,
        EXIT_OTHER = 6 };
@@ -57,7 +58,8 @@ int main(int argc, char **argv) {
   int32_t timeout_ms = 5000;
   unsigned char request[SHMRPC_DEFAULT_CAPACITY];
   unsigned char response[8];
-  size_t request_len = 0, response_len = 0, k;
+  size_t response_len = 0, k;
+  shmrpc_writer writer;
   shmrpc_client *client;
   int i = 1, op = -1, rc;
 
@@ -84,17 +86,14 @@ int main(int argc, char **argv) {
   if (op < 0)
     return usage();
   i++;
+  shmrpc_writer_init(&writer, request, sizeof(request));
   if (ops[op].args == 0) {
-    size_t len;
     if (argc - i != 1)
       return usage();
-    len = strlen(argv[i]);
-    if (len > sizeof(request)) {
+    if (shmrpc_put_str(&writer, argv[i]) != 0) {
       fprintf(stderr, "calc_client: expression too long\n");
       return EXIT_USAGE;
     }
-    memcpy(request, argv[i], len);
-    request_len = len;
   } else {
     int a;
     if (argc - i != ops[op].args)
@@ -106,8 +105,7 @@ int main(int argc, char **argv) {
                 argv[i + a]);
         return EXIT_USAGE;
       }
-      calc_put_i64(request + request_len, value);
-      request_len += 8;
+      shmrpc_put_i64(&writer, value); /* two fit easily */
     }
   }
 
@@ -117,7 +115,7 @@ int main(int argc, char **argv) {
             shmrpc_strerror(rc));
     return rc == SHMRPC_EINVAL ? EXIT_USAGE : exit_code_for(rc);
   }
-  rc = shmrpc_call(client, (uint32_t)ops[op].method, request, request_len,
+  rc = shmrpc_call(client, (uint32_t)ops[op].method, request, writer.len,
                    response, sizeof(response), &response_len, timeout_ms);
   if (rc == SHMRPC_EAPP) {
     const char *message;
@@ -127,12 +125,18 @@ int main(int argc, char **argv) {
   } else if (rc != 0) {
     fprintf(stderr, "calc_client: %s: %s\n", ops[op].name,
             shmrpc_strerror(rc));
-  } else if (response_len != 8) {
-    fprintf(stderr, "calc_client: malformed answer (%zu bytes)\n",
-            response_len);
-    rc = SHMRPC_EPROTO;
   } else {
-    printf("%lld\n", (long long)calc_get_i64(response));
+    shmrpc_reader reader;
+    int64_t result;
+    shmrpc_reader_init(&reader, response, response_len);
+    shmrpc_get_i64(&reader, &result);
+    if (shmrpc_reader_done(&reader, SHMRPC_TRAILING_ERROR) != 0) {
+      fprintf(stderr, "calc_client: malformed answer (%zu bytes)\n",
+              response_len);
+      rc = SHMRPC_EPROTO;
+    } else {
+      printf("%lld\n", (long long)result);
+    }
   }
   shmrpc_client_close(client);
   return rc == 0 ? 0 : exit_code_for(rc);

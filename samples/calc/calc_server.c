@@ -15,6 +15,7 @@
 
 #include "calc.h"
 #include "shmrpc.h"
+#include "shmrpc_payload.h"
 
 static shmrpc_server *served;
 
@@ -35,24 +36,32 @@ static void sleep_ms(int64_t ms) {
 #endif
 }
 
+/* Answers one int64, written in place in the response area. */
 static int reply_i64(shmrpc_reply *reply, int64_t value) {
-  unsigned char out[8];
-  calc_put_i64(out, value);
-  return shmrpc_reply_write(reply, out, sizeof(out));
+  size_t capacity = 0;
+  void *area = shmrpc_reply_buffer(reply, &capacity);
+  shmrpc_writer writer;
+  shmrpc_writer_init(&writer, area, capacity);
+  shmrpc_put_i64(&writer, value);
+  if (writer.err != 0)
+    return writer.err;
+  return shmrpc_reply_commit(reply, writer.len);
 }
 
 static int handle_binary(void *user_data, const void *request,
                          size_t request_len, shmrpc_reply *reply) {
   int method = (int)(intptr_t)user_data;
-  const unsigned char *in = request;
   char msg[SHMRPC_MESSAGE_MAX + 1];
-  int64_t result = 0;
+  shmrpc_reader reader;
+  int64_t a, b, result = 0;
   int rc;
-  if (request_len != 16)
+  shmrpc_reader_init(&reader, request, request_len);
+  shmrpc_get_i64(&reader, &a);
+  shmrpc_get_i64(&reader, &b);
+  if (shmrpc_reader_done(&reader, SHMRPC_TRAILING_ERROR) != 0)
     return shmrpc_reply_error(reply, CALC_ERR_BAD_REQUEST,
                               "expected two 64-bit integers");
-  rc = calc_apply(method, calc_get_i64(in), calc_get_i64(in + 8), &result, msg,
-                  sizeof(msg));
+  rc = calc_apply(method, a, b, &result, msg, sizeof(msg));
   if (rc != 0)
     return shmrpc_reply_error(reply, rc, msg);
   return reply_i64(reply, result);
@@ -61,10 +70,18 @@ static int handle_binary(void *user_data, const void *request,
 static int handle_eval(void *user_data, const void *request,
                        size_t request_len, shmrpc_reply *reply) {
   char msg[SHMRPC_MESSAGE_MAX + 1];
+  shmrpc_reader reader;
+  const char *expression;
+  size_t expression_len;
   int64_t result = 0;
   int rc;
   (void)user_data;
-  rc = calc_eval(request, request_len, &result, msg, sizeof(msg));
+  shmrpc_reader_init(&reader, request, request_len);
+  shmrpc_get_str(&reader, &expression, &expression_len);
+  if (shmrpc_reader_done(&reader, SHMRPC_TRAILING_ERROR) != 0)
+    return shmrpc_reply_error(reply, CALC_ERR_BAD_REQUEST,
+                              "expected one expression string");
+  rc = calc_eval(expression, expression_len, &result, msg, sizeof(msg));
   if (rc != 0)
     return shmrpc_reply_error(reply, rc, msg);
   return reply_i64(reply, result);
@@ -72,12 +89,14 @@ static int handle_eval(void *user_data, const void *request,
 
 static int handle_sleep(void *user_data, const void *request,
                         size_t request_len, shmrpc_reply *reply) {
+  shmrpc_reader reader;
   int64_t ms;
   (void)user_data;
-  if (request_len != 8)
+  shmrpc_reader_init(&reader, request, request_len);
+  shmrpc_get_i64(&reader, &ms);
+  if (shmrpc_reader_done(&reader, SHMRPC_TRAILING_ERROR) != 0)
     return shmrpc_reply_error(reply, CALC_ERR_BAD_REQUEST,
                               "expected one 64-bit integer");
-  ms = calc_get_i64(request);
   if (ms < 0 || ms > 600000)
     return shmrpc_reply_error(reply, CALC_ERR_BAD_REQUEST,
                               "sleep takes 0 to 600000 ms");
