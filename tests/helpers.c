@@ -187,6 +187,29 @@ void test_wait_service_dead(const char *name) {
   }
 }
 
+uint64_t test_call_add(shmrpc_client *client, uint64_t a, uint64_t b) {
+  unsigned char req[16], resp[8];
+  size_t len = 0;
+  test_put_u64(req, a);
+  test_put_u64(req + 8, b);
+  assert_int_equal(shmrpc_call(client, T_ADD, req, sizeof(req), resp,
+                               sizeof(resp), &len, T_EXIT_MS),
+                   0);
+  assert_int_equal(len, 8);
+  return test_get_u64(resp);
+}
+
+void test_read_expected(test_proc *proc, const char *expected) {
+  char line[128];
+  assert_true(test_proc_read_line(proc, line, sizeof(line), T_EXIT_MS) > 0);
+  assert_string_equal(line, expected);
+}
+
+void test_stop_server(shmrpc_client *client, test_proc *server) {
+  assert_int_equal(shmrpc_call(client, T_STOP, NULL, 0, NULL, 0, NULL, T_EXIT_MS), 0);
+  test_expect_exit(server, 0);
+}
+
 void test_expect_exit(test_proc *proc, int expected_code) {
   int code = -1;
   assert_int_equal(test_proc_wait(proc, T_EXIT_MS, &code), 0);

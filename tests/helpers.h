@@ -69,6 +69,13 @@ void test_expect_exit(test_proc *proc, int expected_code);
  * is torn down if something else briefly holds its address space. */
 void test_wait_service_dead(const char *name);
 
+/* One checked T_ADD call; returns the sum. */
+uint64_t test_call_add(shmrpc_client *client, uint64_t a, uint64_t b);
+/* Reads one line from a helper and asserts it. */
+void test_read_expected(test_proc *proc, const char *expected);
+/* Stops a helper server through its T_STOP method and waits for its exit. */
+void test_stop_server(shmrpc_client *client, test_proc *server);
+
 /* Runs a helper role if argv names one; returns -1 if it does not. */
 int test_helper_main(int argc, char **argv);
 

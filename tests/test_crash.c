@@ -16,28 +16,10 @@
 
 #define KILLED_EXIT 137 /* SIGKILL on POSIX; the code die_now uses on Windows */
 
-static uint64_t call_add(shmrpc_client *client, uint64_t a, uint64_t b) {
-  unsigned char req[16], resp[8];
-  size_t len = 0;
-  test_put_u64(req, a);
-  test_put_u64(req + 8, b);
-  assert_int_equal(shmrpc_call(client, T_ADD, req, sizeof(req), resp,
-                               sizeof(resp), &len, T_EXIT_MS),
-                   0);
-  assert_int_equal(len, 8);
-  return test_get_u64(resp);
-}
-
 /* A dead server's names can be removed, and then none is left. */
 static void expect_clean(const char *name) {
   assert_int_equal(shmrpc_service_clean(name, 0), 0);
   assert_int_equal(test_service_objects_exist(name), 0);
-}
-
-static void read_expected(test_proc *proc, const char *expected) {
-  char line[128];
-  assert_true(test_proc_read_line(proc, line, sizeof(line), T_EXIT_MS) > 0);
-  assert_string_equal(line, expected);
 }
 
 /* A client dies holding the slot mutex at each point of its call; the next
@@ -57,7 +39,7 @@ static void test_client_dies_at_each_point(void **state) {
 
     test_server_thread_start(&ts, name, 0, NULL);
     assert_int_equal(shmrpc_client_open(&client, name, NULL, T_READY_MS), 0);
-    assert_int_equal(call_add(client, 1, 1), 2);
+    assert_int_equal(test_call_add(client, 1, 1), 2);
     assert_int_equal(shmrpc_server_stats(ts.server, &before), 0);
 
     assert_int_equal(test_proc_spawn(&victim, args), 0);
@@ -65,8 +47,8 @@ static void test_client_dies_at_each_point(void **state) {
     test_proc_free(victim);
 
     /* Its own answer, never the dead caller's (which would be 3). */
-    assert_int_equal(call_add(client, 100, 11), 111);
-    assert_int_equal(call_add(client, 5, 6), 11);
+    assert_int_equal(test_call_add(client, 100, 11), 111);
+    assert_int_equal(test_call_add(client, 5, 6), 11);
     assert_int_equal(shmrpc_server_stats(ts.server, &after), 0);
     assert_int_equal(after.recoveries, before.recoveries + 1);
     shmrpc_client_close(client);
@@ -85,7 +67,7 @@ static void test_server_dies_taking_a_call(void **state) {
   (void)state;
 
   assert_int_equal(test_proc_spawn(&server, server_args), 0);
-  read_expected(server, "ready");
+  test_read_expected(server, "ready");
   snprintf(add_id, sizeof(add_id), "%d", T_ADD);
   for (i = 0; i < 3; i++) {
     const char *args[] = {"call", name, add_id, "4", "-1", "300", NULL};
@@ -98,7 +80,7 @@ static void test_server_dies_taking_a_call(void **state) {
     if (strcmp(line, "opened") == 0) {
       /* It reached the server before the death: the death is reported. */
       opened++;
-      read_expected(callers[i], "result SHMRPC_ESERVERDIED 0");
+      test_read_expected(callers[i], "result SHMRPC_ESERVERDIED 0");
     } else {
       /* It came after: the stale name is not a server. */
       assert_string_equal(line, "open SHMRPC_ENOSERVER");
@@ -128,19 +110,19 @@ static void test_server_killed_while_callers_wait(void **state) {
     const char *args[] = {"call", name, slow_id, "60000", "-1", NULL};
     assert_int_equal(test_proc_spawn(&slow, args), 0);
   }
-  read_expected(server, "slow"); /* the handler runs */
+  test_read_expected(server, "slow"); /* the handler runs */
   for (i = 0; i < 2; i++) {
     const char *args[] = {"call", name, add_id, "8", "-1", NULL};
     assert_int_equal(test_proc_spawn(&waiters[i], args), 0);
-    read_expected(waiters[i], "opened");
+    test_read_expected(waiters[i], "opened");
   }
-  read_expected(slow, "opened");
+  test_read_expected(slow, "opened");
   test_proc_kill(server);
   killed_at = test_now_ms();
 
-  read_expected(slow, "result SHMRPC_ESERVERDIED 0");
+  test_read_expected(slow, "result SHMRPC_ESERVERDIED 0");
   for (i = 0; i < 2; i++)
-    read_expected(waiters[i], "result SHMRPC_ESERVERDIED 0");
+    test_read_expected(waiters[i], "result SHMRPC_ESERVERDIED 0");
   worst = test_now_ms() - killed_at;
   print_message("all three callers saw the death %lld ms after the kill\n",
                 (long long)worst);
@@ -164,9 +146,9 @@ static void test_server_dies_after_answer(void **state) {
   (void)state;
 
   assert_int_equal(test_proc_spawn(&server, server_args), 0);
-  read_expected(server, "ready");
+  test_read_expected(server, "ready");
   assert_int_equal(shmrpc_client_open(&client, name, NULL, T_READY_MS), 0);
-  assert_int_equal(call_add(client, 20, 3), 23);
+  assert_int_equal(test_call_add(client, 20, 3), 23);
   test_expect_exit(server, KILLED_EXIT);
   assert_int_equal(shmrpc_call(client, T_ECHO, "x", 1, NULL, 0, NULL, SHMRPC_INFINITE),
                    SHMRPC_ESERVERDIED);
@@ -189,7 +171,7 @@ static void test_restart_after_crash(void **state) {
   (void)state;
 
   assert_int_equal(shmrpc_client_open(&client, name, NULL, T_READY_MS), 0);
-  assert_int_equal(call_add(client, 1, 2), 3);
+  assert_int_equal(test_call_add(client, 1, 2), 3);
   test_proc_kill(server);
   test_wait_service_dead(name);
   assert_int_equal(test_service_objects_exist(name), 1); /* stale */
@@ -202,16 +184,15 @@ static void test_restart_after_crash(void **state) {
 
   second = test_spawn_server(name, "4096");
   assert_int_equal(test_proc_spawn(&duplicate, dup_args), 0);
-  read_expected(duplicate, "error SHMRPC_EEXIST");
+  test_read_expected(duplicate, "error SHMRPC_EEXIST");
   test_expect_exit(duplicate, 1);
   test_proc_free(duplicate);
 
   assert_int_equal(shmrpc_call(client, T_ECHO, "x", 1, NULL, 0, NULL, T_EXIT_MS),
                    SHMRPC_ESERVERDIED);
-  assert_int_equal(call_add(client, 2, 2), 4);
+  assert_int_equal(test_call_add(client, 2, 2), 4);
 
-  assert_int_equal(shmrpc_call(client, T_STOP, NULL, 0, NULL, 0, NULL, T_EXIT_MS), 0);
-  test_expect_exit(second, 0);
+  test_stop_server(client, second);
   /* On Windows a name lives while any handle to it does: close ours first. */
   shmrpc_client_close(client);
   assert_int_equal(test_service_objects_exist(name), 0);
@@ -238,15 +219,15 @@ static void test_handler_never_returns(void **state) {
     assert_int_equal(test_proc_spawn(&holder, args), 0);
   }
   assert_int_equal(test_event_wait(gate.entered, T_READY_MS), 0);
-  read_expected(holder, "opened");
-  read_expected(holder, "result SHMRPC_ETIMEDOUT 0");
+  test_read_expected(holder, "opened");
+  test_read_expected(holder, "result SHMRPC_ETIMEDOUT 0");
   assert_int_equal(shmrpc_client_open(&a, name, NULL, T_READY_MS), 0);
   assert_int_equal(shmrpc_client_open(&b, name, NULL, T_READY_MS), 0);
   assert_int_equal(shmrpc_call(a, T_ECHO, "a", 1, NULL, 0, NULL, 30), SHMRPC_ETIMEDOUT);
   assert_int_equal(shmrpc_call(b, T_ECHO, "b", 1, NULL, 0, NULL, 30), SHMRPC_ETIMEDOUT);
   test_event_set(gate.release);
-  assert_int_equal(call_add(a, 30, 12), 42);
-  assert_int_equal(call_add(b, 1, 1), 2);
+  assert_int_equal(test_call_add(a, 30, 12), 42);
+  assert_int_equal(test_call_add(b, 1, 1), 2);
   assert_int_equal(shmrpc_server_stats(ts.server, &stats), 0);
   assert_true(stats.timeouts >= 3);
 

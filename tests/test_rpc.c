@@ -14,18 +14,6 @@
 #include "helpers.h"
 #include "shmrpc_payload.h"
 
-static uint64_t call_add(shmrpc_client *client, uint64_t a, uint64_t b) {
-  unsigned char req[16], resp[8];
-  size_t len = 0;
-  test_put_u64(req, a);
-  test_put_u64(req + 8, b);
-  assert_int_equal(shmrpc_call(client, T_ADD, req, sizeof(req), resp,
-                               sizeof(resp), &len, T_EXIT_MS),
-                   0);
-  assert_int_equal(len, 8);
-  return test_get_u64(resp);
-}
-
 static void test_errors_have_names(void **state) {
   static const int codes[] = {
 #define T_CODE(name, value, message) SHMRPC_##name,
@@ -129,8 +117,8 @@ static void test_cross_process_results(void **state) {
 
   assert_int_equal(shmrpc_client_open(&client, name, NULL, T_READY_MS), 0);
   assert_int_equal(shmrpc_client_capacity(client), 65536);
-  assert_int_equal(call_add(client, 2, 3), 5);
-  assert_int_equal(call_add(client, UINT64_MAX, 2), 1);
+  assert_int_equal(test_call_add(client, 2, 3), 5);
+  assert_int_equal(test_call_add(client, UINT64_MAX, 2), 1);
 
   for (i = 0; i < sizeof(req); i++)
     req[i] = (unsigned char)(i ^ 0x5a);
@@ -155,7 +143,7 @@ static void test_cross_process_results(void **state) {
   assert_int_equal(shmrpc_client_app_error(client, &message), T_FAIL_CODE);
   assert_string_equal(message, T_FAIL_MESSAGE);
   /* ...and is cleared by the next call. */
-  assert_int_equal(call_add(client, 1, 1), 2);
+  assert_int_equal(test_call_add(client, 1, 1), 2);
   assert_int_equal(shmrpc_client_app_error(client, &message), 0);
   assert_string_equal(message, "");
 
@@ -166,7 +154,7 @@ static void test_cross_process_results(void **state) {
   assert_int_equal(shmrpc_call(client, SHMRPC_METHOD_RESERVED + 77, req, 1, resp,
                                sizeof(resp), &len, T_EXIT_MS),
                    SHMRPC_ENOMETHOD);
-  assert_int_equal(call_add(client, 40, 2), 42);
+  assert_int_equal(test_call_add(client, 40, 2), 42);
 
   /* Introspection: the built-in method list and the control block. */
   {
@@ -193,8 +181,7 @@ static void test_cross_process_results(void **state) {
     assert_int_equal(info.slot_state, 0);
   }
 
-  assert_int_equal(shmrpc_call(client, T_STOP, NULL, 0, NULL, 0, NULL, T_EXIT_MS), 0);
-  test_expect_exit(server, 0);
+  test_stop_server(client, server);
   shmrpc_client_close(client);
   test_proc_free(server);
 }
@@ -301,13 +288,12 @@ static void test_timeout_then_next_caller(void **state) {
   assert_true(test_now_ms() - started >= 50);
   /* The server is still inside the slow handler: this caller must wait it
    * out and receive its own sum, not the slow call's echo. */
-  assert_int_equal(call_add(next, 1000, 234), 1234);
-  assert_int_equal(call_add(next, 7, 8), 15);
+  assert_int_equal(test_call_add(next, 1000, 234), 1234);
+  assert_int_equal(test_call_add(next, 7, 8), 15);
   /* The handle that timed out is usable again. */
-  assert_int_equal(call_add(slow, 20, 22), 42);
+  assert_int_equal(test_call_add(slow, 20, 22), 42);
 
-  assert_int_equal(shmrpc_call(next, T_STOP, NULL, 0, NULL, 0, NULL, T_EXIT_MS), 0);
-  test_expect_exit(server, 0);
+  test_stop_server(next, server);
   shmrpc_client_close(slow);
   shmrpc_client_close(next);
   test_proc_free(server);
@@ -405,8 +391,7 @@ static void test_too_big(void **state) {
   assert_int_equal(len, 200);
   assert_int_equal(resp[199], (unsigned char)(199 * 31u + 7u));
 
-  assert_int_equal(shmrpc_call(client, T_STOP, NULL, 0, NULL, 0, NULL, T_EXIT_MS), 0);
-  test_expect_exit(server, 0);
+  test_stop_server(client, server);
   shmrpc_client_close(client);
   test_proc_free(server);
 }
@@ -498,14 +483,14 @@ static void test_reconnect_after_restart(void **state) {
 
   test_server_thread_start(&ts, name, 0, NULL);
   assert_int_equal(shmrpc_client_open(&client, name, NULL, T_READY_MS), 0);
-  assert_int_equal(call_add(client, 1, 2), 3);
+  assert_int_equal(test_call_add(client, 1, 2), 3);
   test_server_thread_stop(&ts);
   assert_int_equal(shmrpc_call(client, T_ECHO, "x", 1, NULL, 0, NULL, T_EXIT_MS),
                    SHMRPC_ESHUTDOWN);
   assert_int_equal(shmrpc_call(client, T_ECHO, "x", 1, NULL, 0, NULL, 50),
                    SHMRPC_ENOSERVER);
   test_server_thread_start(&ts, name, 0, NULL);
-  assert_int_equal(call_add(client, 2, 2), 4);
+  assert_int_equal(test_call_add(client, 2, 2), 4);
   shmrpc_client_close(client);
   test_server_thread_stop(&ts);
 }
