@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# `ninja fuzz`: builds build-fuzz/bin/fuzz_server with Clang (libFuzzer,
+# AddressSanitizer, UBSan) and runs it for FUZZ_SECONDS (default 60) from a
+# scratch corpus in build-fuzz/corpus, seeded from fuzz/corpus (which it
+# never writes). Fails if the fuzzer finds a crash, a leak or a timeout; the
+# input that caused it stays in build-fuzz/artifacts/ until the next run.
+# Arguments go to libFuzzer, e.g. `scripts/fuzz.sh -seed=1`.
+source "$(dirname "$0")/common.sh"
+need_packages clang libclang-rt-14-dev
+
+seconds=${FUZZ_SECONDS:-60}
+if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
+  say "FUZZ_SECONDS must be a positive number of seconds, not '$seconds'"
+  exit 2
+fi
+
+# The library is instrumented for coverage and the sanitizers; the fuzz
+# target adds -fsanitize=fuzzer itself. Only what the fuzzer needs is built.
+flags="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+export CC=clang
+# CC counts only when a folder is first configured: start over if build-fuzz
+# was configured with another compiler.
+if [ -f build-fuzz/CMakeCache.txt ] &&
+  ! grep -q '^CMAKE_C_COMPILER:[A-Z]*=.*clang' build-fuzz/CMakeCache.txt; then
+  say "build-fuzz was configured with another compiler; configuring it afresh"
+  rm -rf build-fuzz
+fi
+cmake_build build-fuzz -DSHMRPC_BUILD_FUZZ=ON -DSHMRPC_BUILD_TESTS=OFF \
+  -DSHMRPC_BUILD_BENCH=OFF -DSHMRPC_BUILD_SAMPLES=OFF \
+  -DSHMRPC_BUILD_SHARED=OFF -DCMAKE_C_FLAGS="$flags"
+if [ ! -x build-fuzz/bin/fuzz_server ]; then
+  say "build-fuzz/bin/fuzz_server was not built (is build-fuzz configured with clang?)"
+  exit 1
+fi
+
+cd build-fuzz
+# The scratch corpus keeps what earlier runs found; the seeds join it.
+mkdir -p corpus
+find "$ROOT/fuzz/corpus" -maxdepth 1 -type f -exec cp -t corpus/ {} +
+rm -rf artifacts
+mkdir artifacts
+
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+pid=
+# The target names its service fuzz-<pid> and destroys it at exit; a crash,
+# a timeout or an interrupt leaves the name behind. Remove this run's name,
+# and any other fuzz-<pid> whose process is gone (-jobs workers, a
+# reproducer run by hand), never the name of a fuzzer still running.
+cleanup() {
+  local path owner
+  [ -n "$pid" ] && rm -f "/dev/shm/shmrpc.fuzz-$pid"
+  for path in /dev/shm/shmrpc.fuzz-*; do
+    owner=${path##*/shmrpc.fuzz-}
+    [[ $owner =~ ^[0-9]+$ ]] && [ ! -d "/proc/$owner" ] && rm -f "$path"
+  done
+  return 0
+}
+trap cleanup EXIT
+rc=0
+bin/fuzz_server corpus -max_total_time="$seconds" -timeout=10 \
+  -rss_limit_mb=2048 -artifact_prefix=artifacts/ -print_final_stats=1 \
+  "$@" &
+pid=$!
+wait "$pid" || rc=$?
+
+found=$(find artifacts -type f | head -n 5)
+if [ "$rc" -ne 0 ] || [ -n "$found" ]; then
+  say "fuzz: the fuzzer failed (exit $rc)${found:+; reproduce with:}"
+  for artifact in $found; do
+    say "  build-fuzz/bin/fuzz_server build-fuzz/$artifact"
+  done
+  exit 1
+fi
+say "fuzz: no crash in ${seconds}s; corpus: build-fuzz/corpus ($(find corpus -type f | wc -l) inputs)"
