@@ -3,11 +3,12 @@
  * servers: list, stat, ping, methods and clean, their --json documents, and
  * the exit codes (0 ok, 1 runtime error, 2 usage error).
  *
- * POSIX only. The tool runs through popen(); on Windows the names cannot be
- * enumerated (list and a bare clean fail there by design) and a dead
- * server's names vanish with their last handle, so the scenarios below do
- * not apply. The Windows build still compiles this file and its helper
- * roles, and reports the test as skipped (exit code 77, SKIP_RETURN_CODE).
+ * On POSIX the tool runs through popen(); on Windows through CreateProcessW
+ * (under Wine too: the tool is a Windows process there), with its output
+ * read from a pipe. Windows cannot enumerate named objects, so there `list`
+ * and a bare `clean` must fail with exit code 1 and say why; and a dead
+ * server's names vanish with their last handle, so `clean` is checked
+ * against what Windows does with them instead of against stale files.
  */
 #ifndef _WIN32
 #define _POSIX_C_SOURCE 200809L
@@ -25,11 +26,13 @@
 
 #include "helpers.h"
 
-/* What ctest's SKIP_RETURN_CODE takes as "skipped". */
-#define SKIPPED_EXIT 77
-
-#ifndef _WIN32
+#ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#include <wchar.h>
+#else
 #include <sys/wait.h>
+#endif
 
 #ifndef SHMRPC_TOOL_PATH
 #error "SHMRPC_TOOL_PATH must name the built shmrpc tool"
@@ -51,6 +54,7 @@ static void run_tool(tool_run *run, int merge_stderr, const char *format, ...)
 #endif
     ;
 
+#ifndef _WIN32
 static void run_tool(tool_run *run, int merge_stderr, const char *format, ...) {
   char args[512], command[1024 + sizeof(SHMRPC_TOOL_PATH)];
   char chunk[4096];
@@ -81,6 +85,134 @@ static void run_tool(tool_run *run, int merge_stderr, const char *format, ...) {
   assert_true(WIFEXITED(status));
   run->exit_code = WEXITSTATUS(status);
 }
+#else
+/* The tool: next to this executable (CMake puts both in bin/), else the
+ * path CMake gave, which a cross build writes as a Unix path. */
+static const wchar_t *tool_path(void) {
+  static wchar_t path[MAX_PATH * 2];
+  const size_t cap = sizeof(path) / sizeof(path[0]);
+  const char *base = SHMRPC_TOOL_PATH, *at;
+  wchar_t *slash;
+  size_t used, i;
+  DWORD len;
+  if (path[0] != L'\0')
+    return path;
+  for (at = SHMRPC_TOOL_PATH; *at != '\0'; at++)
+    if (*at == '/' || *at == '\\')
+      base = at + 1;
+  len = GetModuleFileNameW(NULL, path, (DWORD)cap);
+  assert_true(len > 0 && len < cap);
+  slash = wcsrchr(path, L'\\');
+  assert_non_null(slash);
+  used = (size_t)(slash + 1 - path);
+  assert_true(used + strlen(base) < cap);
+  for (i = 0; base[i] != '\0'; i++)
+    path[used++] = (wchar_t)(unsigned char)base[i];
+  path[used] = L'\0';
+  if (GetFileAttributesW(path) == INVALID_FILE_ATTRIBUTES)
+    assert_true(MultiByteToWideChar(CP_UTF8, 0, SHMRPC_TOOL_PATH, -1, path,
+                                    (int)cap) > 0);
+  return path;
+}
+
+/* Runs the tool with CreateProcessW, its stdout (and with merge_stderr its
+ * stderr) on a pipe read to the end. The test starts no other process
+ * meanwhile, so only this call's handles are inheritable while it runs. */
+static void run_tool(tool_run *run, int merge_stderr, const char *format, ...) {
+  SECURITY_ATTRIBUTES inherit = {sizeof(inherit), NULL, TRUE};
+  STARTUPINFOW startup;
+  PROCESS_INFORMATION info;
+  HANDLE read_end = NULL, write_end = NULL, child_stdin, child_stderr = NULL;
+  const wchar_t *tool = tool_path();
+  wchar_t command[2048];
+  char args[512];
+  va_list list;
+  size_t used = 0, i, kept;
+  DWORD code = 0, spawn_error = 0;
+  BOOL started;
+
+  va_start(list, format);
+  vsnprintf(args, sizeof(args), format, list);
+  va_end(list);
+  /* "TOOL" ARGS: only names this test makes, which need no quoting. */
+  assert_true(wcslen(tool) + strlen(args) + 4 <
+              sizeof(command) / sizeof(command[0]));
+  command[used++] = L'"';
+  for (i = 0; tool[i] != L'\0'; i++)
+    command[used++] = tool[i];
+  command[used++] = L'"';
+  command[used++] = L' ';
+  for (i = 0; args[i] != '\0'; i++)
+    command[used++] = (wchar_t)(unsigned char)args[i];
+  command[used] = L'\0';
+
+  /* Only the child's ends are inheritable. */
+  assert_true(CreatePipe(&read_end, &write_end, &inherit, 0));
+  assert_true(SetHandleInformation(read_end, HANDLE_FLAG_INHERIT, 0));
+  child_stdin = CreateFileW(L"NUL", GENERIC_READ,
+                            FILE_SHARE_READ | FILE_SHARE_WRITE, &inherit,
+                            OPEN_EXISTING, 0, NULL);
+  if (merge_stderr) {
+    child_stderr = write_end;
+  } else if (!DuplicateHandle(GetCurrentProcess(),
+                              GetStdHandle(STD_ERROR_HANDLE),
+                              GetCurrentProcess(), &child_stderr, 0, TRUE,
+                              DUPLICATE_SAME_ACCESS)) {
+    child_stderr = NULL;
+  }
+  memset(&startup, 0, sizeof(startup));
+  startup.cb = sizeof(startup);
+  startup.dwFlags = STARTF_USESTDHANDLES;
+  startup.hStdInput = child_stdin == INVALID_HANDLE_VALUE ? NULL : child_stdin;
+  startup.hStdOutput = write_end;
+  startup.hStdError = child_stderr;
+  fflush(stdout);
+  fflush(stderr);
+  started = CreateProcessW(tool, command, NULL, NULL, TRUE, 0, NULL, NULL,
+                           &startup, &info);
+  if (!started)
+    spawn_error = GetLastError();
+  /* The child holds the write end now: its exit ends our reads. */
+  CloseHandle(write_end);
+  if (!merge_stderr && child_stderr != NULL)
+    CloseHandle(child_stderr);
+  if (child_stdin != INVALID_HANDLE_VALUE)
+    CloseHandle(child_stdin);
+  if (!started) {
+    CloseHandle(read_end);
+    print_error("CreateProcessW failed (%lu) for: %ls\n",
+                (unsigned long)spawn_error, command);
+    fail();
+  }
+
+  /* Read to the end even if the buffer fills, so the tool never blocks. */
+  run->len = 0;
+  for (;;) {
+    char chunk[4096];
+    DWORD got = 0;
+    size_t room = sizeof(run->out) - 1 - run->len;
+    if (!ReadFile(read_end, chunk, sizeof(chunk), &got, NULL) || got == 0)
+      break; /* ERROR_BROKEN_PIPE: the tool has exited */
+    memcpy(run->out + run->len, chunk, got < room ? got : room);
+    run->len += got < room ? got : room;
+  }
+  CloseHandle(read_end);
+  assert_int_equal(WaitForSingleObject(info.hProcess, INFINITE), WAIT_OBJECT_0);
+  assert_true(GetExitCodeProcess(info.hProcess, &code));
+  CloseHandle(info.hProcess);
+  CloseHandle(info.hThread);
+  run->exit_code = (int)code;
+
+  /* The tool's C runtime writes text mode: "\r\n" becomes "\n". */
+  for (i = 0, kept = 0; i < run->len; i++) {
+    if (run->out[i] == '\r' && i + 1 < run->len && run->out[i + 1] == '\n')
+      continue;
+    run->out[kept++] = run->out[i];
+  }
+  run->len = kept;
+  run->out[run->len] = '\0';
+}
+#endif
 
 /* Asserts that text contains needle, printing both if not. */
 static void expect_contains(const char *text, const char *needle) {
@@ -248,6 +380,7 @@ static void test_exit_codes(void **state) {
   expect_contains(run.out, "usage: shmrpc ping");
 }
 
+#ifndef _WIN32
 /* A live service appears in the list with its pid, alive; once stopped it
  * is gone. */
 static void test_list(void **state) {
@@ -283,6 +416,47 @@ static void test_list(void **state) {
   assert_int_equal(run.exit_code, 0);
   assert_false(find_line(run.out, name, line, sizeof(line)));
 }
+#else
+/* Windows cannot enumerate named objects: list and a bare clean fail with
+ * exit code 1 and one line that says so, --json prints no document, and a
+ * live service is untouched and still found by name. */
+static void test_list(void **state) {
+  const char *name = test_service_name("list");
+  test_server_thread ts;
+  tool_run run;
+  (void)state;
+
+  test_server_thread_start(&ts, name, 4096, NULL);
+  run_tool(&run, 1, "list");
+  assert_int_equal(run.exit_code, 1);
+  expect_one_error_line(&run);
+  expect_contains(run.out, "shmrpc: list: ");
+  expect_contains(run.out, "cannot enumerate service names");
+  expect_contains(run.out, "shmrpc stat NAME");
+
+  run_tool(&run, 0, "list --json");
+  assert_int_equal(run.exit_code, 1);
+  assert_int_equal(run.len, 0); /* no document on error */
+
+  run_tool(&run, 1, "clean");
+  assert_int_equal(run.exit_code, 1);
+  expect_one_error_line(&run);
+  expect_contains(run.out, "shmrpc: clean: ");
+  expect_contains(run.out, "cannot enumerate service names");
+  expect_contains(run.out, "shmrpc clean NAME");
+
+  run_tool(&run, 0, "clean --json");
+  assert_int_equal(run.exit_code, 1);
+  assert_int_equal(run.len, 0);
+
+  run_tool(&run, 0, "stat %s", name);
+  assert_int_equal(run.exit_code, 0);
+  assert_string_equal(stat_field(run.out, "state"), "alive");
+  assert_int_equal(stat_number(run.out, "server pid"), test_proc_self_pid());
+  assert_int_equal(stat_number(run.out, "capacity"), 4096);
+  test_server_thread_stop(&ts);
+}
+#endif
 
 /* stat reports the calls this test made, the failed one, and the bytes. */
 static void test_stat(void **state) {
@@ -427,6 +601,27 @@ static void test_methods(void **state) {
   test_server_thread_stop(&ts);
 }
 
+/* A live service: clean refuses it with exit code 1, and it keeps
+ * serving. */
+static void clean_refuses_live(void) {
+  const char *live_name = test_service_name("cleanlive");
+  shmrpc_service_info info;
+  test_server_thread live;
+  tool_run run;
+
+  test_server_thread_start(&live, live_name, 4096, NULL);
+  run_tool(&run, 1, "clean %s", live_name);
+  assert_int_equal(run.exit_code, 1);
+  expect_one_error_line(&run);
+  expect_contains(run.out, "live server");
+  assert_int_equal(shmrpc_service_query(live_name, 0, &info), 0);
+  assert_int_equal(info.alive, 1);
+  run_tool(&run, 0, "ping %s -n 1", live_name);
+  assert_int_equal(run.exit_code, 0);
+  test_server_thread_stop(&live);
+}
+
+#ifndef _WIN32
 /* A killed server's names show as stale and clean removes them; a live
  * service is never removed. Names are given explicitly: a bare `shmrpc
  * clean` removes every stale name of this user, including the ones that
@@ -434,9 +629,7 @@ static void test_methods(void **state) {
 static void test_clean(void **state) {
   const char *name = test_service_name("clean");
   const char *json_name = test_service_name("cleanjson");
-  const char *live_name = test_service_name("cleanlive");
   shmrpc_service_info info;
-  test_server_thread live;
   test_proc *server;
   char line[256], expected[256];
   tool_run run;
@@ -496,39 +689,125 @@ static void test_clean(void **state) {
   expect_contains(run.out, "\"failed\":[]}");
   assert_int_equal(shmrpc_service_query(json_name, 0, &info), SHMRPC_ENOSERVER);
 
-  /* A live service: refused, exit 1, and it keeps serving. */
-  test_server_thread_start(&live, live_name, 4096, NULL);
-  run_tool(&run, 1, "clean %s", live_name);
+  clean_refuses_live();
+}
+#else
+/* Waits (with a deadline) until no object of `name` exists any more. */
+static void wait_until_gone(const char *name) {
+  int64_t end = test_now_ms() + T_READY_MS;
+  while (test_service_objects_exist(name)) {
+    assert_true(test_now_ms() < end);
+    test_sleep_ms(1);
+  }
+}
+
+/*
+ * Windows removes a named object with its last handle (os_win32.c,
+ * shmrpc__os_service_remove_stale): a killed server's names vanish at once
+ * when no one else holds them, so stat finds no service and clean has
+ * nothing to remove. While a client still holds them they are stale: stat
+ * says so, clean deletes nothing (it cannot) and exits 0, a new server
+ * takes them over at once, and they vanish when the last holder lets go.
+ * A live service is never touched.
+ */
+static void test_clean(void **state) {
+  const char *name = test_service_name("clean");
+  const char *held_name = test_service_name("cleanheld");
+  char expected[256];
+  shmrpc_service_info info;
+  shmrpc_client *client = NULL;
+  test_server_thread next;
+  test_proc *server;
+  tool_run run;
+  (void)state;
+
+  /* Killed, and no one else holds its names: they are gone. */
+  server = test_spawn_server(name, "4096");
+  run_tool(&run, 0, "ping %s -n 2", name);
+  assert_int_equal(run.exit_code, 0);
+  test_proc_kill(server);
+  test_proc_free(server);
+  wait_until_gone(name);
+  assert_int_equal(shmrpc_service_query(name, 0, &info), SHMRPC_ENOSERVER);
+  run_tool(&run, 1, "stat %s", name);
   assert_int_equal(run.exit_code, 1);
   expect_one_error_line(&run);
-  expect_contains(run.out, "live server");
-  assert_int_equal(shmrpc_service_query(live_name, 0, &info), 0);
-  assert_int_equal(info.alive, 1);
-  run_tool(&run, 0, "ping %s -n 1", live_name);
+  expect_contains(run.out, "no service named");
+  run_tool(&run, 0, "clean %s", name);
   assert_int_equal(run.exit_code, 0);
-  test_server_thread_stop(&live);
+  expect_contains(run.out, "nothing to remove");
+  run_tool(&run, 0, "clean --json %s", name);
+  assert_int_equal(run.exit_code, 0);
+  snprintf(expected, sizeof(expected),
+           "{\"removed\":[],\"skipped\":[],\"absent\":[{\"name\":\"%s\"}],"
+           "\"failed\":[]}\n",
+           name);
+  assert_string_equal(run.out, expected);
+
+  /* Killed while this process holds its names through a client: stale. */
+  server = test_spawn_server(held_name, "4096");
+  assert_int_equal(shmrpc_client_open(&client, held_name, NULL, T_READY_MS), 0);
+  run_tool(&run, 0, "ping %s -n 2", held_name);
+  assert_int_equal(run.exit_code, 0);
+  test_proc_kill(server);
+  test_proc_free(server);
+  wait_until_dead(held_name);
+  assert_int_equal(shmrpc_service_query(held_name, 0, &info), 0);
+  run_tool(&run, 0, "stat %s", held_name);
+  assert_int_equal(run.exit_code, 0);
+  expect_contains(stat_field(run.out, "state"), "stale");
+  assert_int_equal(stat_number(run.out, "server pid"), info.server_pid);
+  assert_int_equal(stat_number(run.out, "calls"), 2);
+  run_tool(&run, 0, "stat --json %s", held_name);
+  assert_int_equal(run.exit_code, 0);
+  expect_contains(run.out, "\"state\":\"stale\",\"alive\":false,");
+
+  /* clean succeeds, but nothing can delete a named object: the names stay
+   * while the client holds them. */
+  run_tool(&run, 0, "clean --json %s", held_name);
+  assert_int_equal(run.exit_code, 0);
+  assert_int_equal(count_lines(run.out), 1);
+  expect_contains(run.out, held_name);
+  expect_contains(run.out, "\"failed\":[]}");
+  assert_int_equal(test_service_objects_exist(held_name), 1);
+  assert_int_equal(shmrpc_service_query(held_name, 0, &info), 0);
+  assert_int_equal(info.alive, 0);
+
+  /* A new server takes the held names over at once. */
+  test_server_thread_start(&next, held_name, 4096, NULL);
+  run_tool(&run, 0, "stat %s", held_name);
+  assert_int_equal(run.exit_code, 0);
+  assert_string_equal(stat_field(run.out, "state"), "alive");
+  assert_int_equal(stat_number(run.out, "server pid"), test_proc_self_pid());
+  assert_int_equal(stat_number(run.out, "calls"), 0);
+  run_tool(&run, 0, "ping %s -n 1", held_name);
+  assert_int_equal(run.exit_code, 0);
+  test_server_thread_stop(&next);
+
+  /* The last holder lets go: the names vanish, nothing to clean. */
+  shmrpc_client_close(client);
+  wait_until_gone(held_name);
+  run_tool(&run, 1, "stat %s", held_name);
+  assert_int_equal(run.exit_code, 1);
+  expect_one_error_line(&run);
+  run_tool(&run, 0, "clean %s", held_name);
+  assert_int_equal(run.exit_code, 0);
+  expect_contains(run.out, "nothing to remove");
+
+  clean_refuses_live();
 }
-#endif /* !_WIN32 */
+#endif
 
 int main(int argc, char **argv) {
-#ifndef _WIN32
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exit_codes), cmocka_unit_test(test_list),
       cmocka_unit_test(test_stat),       cmocka_unit_test(test_ping),
       cmocka_unit_test(test_methods),    cmocka_unit_test(test_clean),
   };
-#endif
   int helper;
   test_proc_init(argv[0]);
   helper = test_helper_main(argc, argv);
   if (helper >= 0)
     return helper;
-#ifndef _WIN32
   return cmocka_run_group_tests(tests, NULL, NULL);
-#else
-  printf("test_tool: skipped on Windows: the tool cannot enumerate Win32 "
-         "named objects (list, bare clean), and dead servers' names vanish "
-         "with their last handle\n");
-  return SKIPPED_EXIT;
-#endif
 }

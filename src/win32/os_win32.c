@@ -377,6 +377,29 @@ static size_t view_size(const void *view) {
   return info.RegionSize;
 }
 
+/*
+ * 1 if a section whose magic is 0 looks like one shmrpc made and has not
+ * published (yet, or any more): a server that closed, or died while
+ * creating or taking over, leaves the prefix zeroed or as it wrote it, so
+ * prefix_size is 0 or WIN32_PREFIX_SIZE, area_size fits the view and the
+ * padding is zero. Anything else under the name is not ours to wipe.
+ */
+static int prefix_is_unpublished(const unsigned char *view, size_t mapped) {
+  const win32_prefix *prefix = (const win32_prefix *)view;
+  uint32_t prefix_size = *(const volatile uint32_t *)&prefix->prefix_size;
+  uint64_t area_size = *(const volatile uint64_t *)&prefix->area_size;
+  size_t i;
+
+  if (prefix_size != 0 && prefix_size != WIN32_PREFIX_SIZE)
+    return 0;
+  if (area_size > mapped - WIN32_PREFIX_SIZE)
+    return 0;
+  for (i = 0; i < sizeof prefix->pad; i++)
+    if (((const volatile uint8_t *)prefix->pad)[i] != 0)
+      return 0;
+  return 1;
+}
+
 /* Creates the auto-reset event `name` or takes over a stale one. */
 static int event_create(const wchar_t *name, SECURITY_ATTRIBUTES *attributes,
                         HANDLE *out) {
@@ -481,7 +504,8 @@ int shmrpc__os_service_create(const char *name,
     /* A section cannot grow: a dead server's mapping that is too small for
      * this capacity stays until its last client lets go of it. */
     uint32_t magic = prefix_magic_load((const win32_prefix *)service->view);
-    if (magic != 0 && magic != WIN32_PREFIX_MAGIC) {
+    if ((magic != 0 && magic != WIN32_PREFIX_MAGIC) ||
+        (magic == 0 && !prefix_is_unpublished(service->view, mapped))) {
       err = SHMRPC_EPROTO;
       goto fail;
     }
