@@ -288,7 +288,8 @@ typedef struct shmrpc_service_info {
   uint32_t server_pid;   /* as the server wrote it (diagnostics only) */
   uint32_t capacity;     /* slot capacity in bytes */
   uint64_t generation;   /* random per server instance */
-  int slot_state;        /* 0 free, 1 posted, 2 busy, 3 answered */
+  int slot_state;        /* 0 idle, 1 posted (waiting for the server),
+                            2 busy (the server runs a handler) */
   shmrpc_stats stats;    /* uptime_ms is 0 for a dead server */
 } shmrpc_service_info;
 

@@ -52,6 +52,11 @@ static inline void shmrpc__store64(volatile uint64_t *p, uint64_t v) {
 static inline void shmrpc__add64(volatile uint64_t *p, uint64_t v) {
   __atomic_add_fetch(p, v, __ATOMIC_RELAXED);
 }
+/* For a counter with one writer: no locked instruction. */
+static inline void shmrpc__bump64(volatile uint64_t *p, uint64_t v) {
+  __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v,
+                   __ATOMIC_RELAXED);
+}
 /* A hint to the CPU inside a spin loop. */
 static inline void shmrpc__cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -105,6 +110,9 @@ static inline void shmrpc__store64(volatile uint64_t *p, uint64_t v) {
 }
 static inline void shmrpc__add64(volatile uint64_t *p, uint64_t v) {
   _InterlockedExchangeAdd64((volatile __int64 *)p, (__int64)v);
+}
+static inline void shmrpc__bump64(volatile uint64_t *p, uint64_t v) {
+  *p = *p + v; /* aligned 64-bit accesses are atomic on x64 */
 }
 static inline void shmrpc__cpu_relax(void) { _mm_pause(); }
 

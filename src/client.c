@@ -7,7 +7,7 @@
 struct shmrpc_client {
   char name[SHMRPC_NAME_MAX + 1];
   int global_namespace;
-  uint64_t spin_ns;
+  shmrpc__spin spin;            /* adaptive spin while waiting */
   shmrpc__os_service *service;  /* NULL while disconnected */
   shmrpc__control *control;     /* start of the area */
   unsigned char *request_area;  /* in shared memory */
@@ -64,7 +64,7 @@ static int check_area(shmrpc_client *client, void *area, size_t area_size) {
 
 /* Connects, polling for the server until the deadline. */
 static int connect_service(shmrpc_client *client,
-                           const shmrpc__deadline *deadline) {
+                           shmrpc__deadline *deadline) {
   int32_t pause_ms = 1;
   for (;;) {
     void *area = NULL;
@@ -106,7 +106,7 @@ int shmrpc_client_open(shmrpc_client **out, const char *name,
     return SHMRPC_ENOMEM;
   strcpy(client->name, name); /* length checked by shmrpc_name_check */
   client->global_namespace = options != NULL && options->global_namespace;
-  client->spin_ns = shmrpc__spin_ns(options != NULL ? options->spin_us : -1);
+  shmrpc__spin_init(&client->spin, options != NULL ? options->spin_us : -1);
 
   deadline = shmrpc__deadline_in(timeout_ms);
   rc = connect_service(client, &deadline);
@@ -164,23 +164,34 @@ static int slot_not_busy(void *ctx) {
              : 0;
 }
 
+/* The answer is there once the server's line carries our sequence number
+ * (the server stores it after ANSWERED): one cache line to poll. */
 static int answer_ready(void *ctx) {
   shmrpc_client *client = ctx;
   shmrpc__control *control = client->control;
-  if (shmrpc__load32_sc(&control->client.slot_state) != SHMRPC__SLOT_ANSWERED)
+  if (shmrpc__load32_sc(&control->server.response_seq) != client->waiting_seq)
     return 0;
-  return shmrpc__load32(&control->server.response_seq) == client->waiting_seq
+  return shmrpc__load32(&control->client.slot_state) == SHMRPC__SLOT_ANSWERED
              ? 1
              : 0;
 }
 
 /* Takes the slot mutex in slices so that a dead or stopping server ends the
  * wait early. Repairs nothing yet: that is prepare_slot's job. */
-static int lock_slot(shmrpc_client *client, const shmrpc__deadline *deadline) {
+static int lock_slot(shmrpc_client *client, shmrpc__deadline *deadline) {
   shmrpc__control *control = client->control;
+  /* Uncontended, the lock is one atomic operation: no clock, no slices. */
+  int rc = shmrpc__os_slot_lock(client->service, SHMRPC_NOWAIT);
+  if (rc != SHMRPC_ETIMEDOUT) {
+    if (rc == SHMRPC__ABANDONED) {
+      shmrpc__add64(&control->stats.recoveries, 1);
+      return 0;
+    }
+    return rc;
+  }
   for (;;) {
     int32_t slice = shmrpc__deadline_slice(deadline, SHMRPC__SLICE_MS);
-    int rc = shmrpc__os_slot_lock(client->service, slice);
+    rc = shmrpc__os_slot_lock(client->service, slice);
     if (rc == SHMRPC__ABANDONED) {
       shmrpc__add64(&control->stats.recoveries, 1);
       return 0;
@@ -196,30 +207,31 @@ static int lock_slot(shmrpc_client *client, const shmrpc__deadline *deadline) {
 }
 
 /*
- * With the mutex held, brings the slot to FREE. What a previous holder left
- * behind tells what happened to it: POSTED means it died before the server
- * took the call (withdraw it); BUSY means it timed out or died while the
- * server works (wait for that answer, then discard it); ANSWERED means its
- * answer was never read (discard it). Anything else is corruption.
+ * With the mutex held, makes the slot ours to post into. FREE and ANSWERED
+ * are both idle: a caller leaves its answer ANSWERED after reading it (one
+ * store less per call), and an unread answer of a caller that died or timed
+ * out is simply overwritten. POSTED means a caller died before the server
+ * took its call (withdraw it); BUSY means one timed out or died while the
+ * server works (wait for that answer). Anything else is corruption.
  */
 static int prepare_slot(shmrpc_client *client,
-                        const shmrpc__deadline *deadline) {
+                        shmrpc__deadline *deadline) {
   volatile uint32_t *state = &client->control->client.slot_state;
   for (;;) {
     uint32_t seen = shmrpc__load32_sc(state);
     int rc;
     switch (seen) {
     case SHMRPC__SLOT_FREE:
+    case SHMRPC__SLOT_ANSWERED:
       return 0;
     case SHMRPC__SLOT_POSTED:
-    case SHMRPC__SLOT_ANSWERED:
       (void)shmrpc__cas32(state, seen, SHMRPC__SLOT_FREE);
       break;
     case SHMRPC__SLOT_BUSY:
       rc = shmrpc__wait(client->service, SHMRPC__EVENT_RESPONSE,
                         &client->control->server.response_sleepers,
-                        slot_not_busy, server_health, client, client->spin_ns,
-                        deadline, SHMRPC__SLICE_MS);
+                        slot_not_busy, server_health, client, &client->spin,
+                        0, deadline, SHMRPC__SLICE_MS);
       if (rc < 0)
         return rc;
       break;
@@ -286,7 +298,7 @@ int shmrpc_call(shmrpc_client *client, uint32_t method, const void *request,
   shmrpc__deadline deadline;
   shmrpc__control *control;
   uint32_t seq;
-  int rc;
+  int rc, wait_flags;
 
   if (client == NULL || (request == NULL && request_len > 0) ||
       (response == NULL && response_cap > 0) || timeout_ms < SHMRPC_INFINITE)
@@ -333,21 +345,25 @@ int shmrpc_call(shmrpc_client *client, uint32_t method, const void *request,
   shmrpc__store32_relaxed(&control->client.call_seq, seq);
   client->waiting_seq = seq;
   shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_POSTED);
-  if (shmrpc__load32_sc(&control->client.request_sleepers) != 0)
+  /* A server asleep takes a kernel wake-up (tens of microseconds) to
+   * answer: then spinning for the answer only burns the CPU it needs. */
+  wait_flags = 0;
+  if (shmrpc__load32_sc(&control->client.request_sleepers) != 0) {
     shmrpc__os_event_set(client->service, SHMRPC__EVENT_REQUEST);
+    wait_flags = SHMRPC__WAIT_NO_SPIN;
+  }
   SHMRPC__FAULT("client_posted");
 
   rc = shmrpc__wait(client->service, SHMRPC__EVENT_RESPONSE,
                     &control->server.response_sleepers, answer_ready,
-                    server_health, client, client->spin_ns, &deadline,
-                    SHMRPC__SLICE_MS);
+                    server_health, client, &client->spin, wait_flags,
+                    &deadline, SHMRPC__SLICE_MS);
   if (rc < 0 && !abandon_call(client))
     goto fail_locked;
   SHMRPC__FAULT("client_answered");
 
   rc = take_answer(client, response, response_cap, response_len);
-  shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_FREE);
-  shmrpc__os_slot_unlock(client->service);
+  shmrpc__os_slot_unlock(client->service); /* the slot stays ANSWERED: idle */
   if (rc == SHMRPC_ESHUTDOWN)
     disconnect(client);
   return rc;

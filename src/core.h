@@ -19,39 +19,60 @@
 /* The server's idle wait slice: it bounds how long a lost wake-up or a
  * scribbled control block goes unrepaired. */
 #define SHMRPC__IDLE_SLICE_MS 250
-/* Default spin window before sleeping in the kernel. */
+/* Default (and largest) spin window before sleeping in the kernel. */
 #define SHMRPC__DEFAULT_SPIN_US 100
 
-/* An absolute deadline on the monotonic clock; `infinite` ignores end_ns. */
+/* A deadline on the monotonic clock. It is armed (the clock read) only when
+ * first needed, so a call that never waits never reads the clock; a
+ * timeout thus counts from the call's first wait. */
 typedef struct shmrpc__deadline {
-  uint64_t end_ns;
-  int infinite;
+  uint64_t end_ns;    /* valid once armed */
+  int32_t timeout_ms; /* as given; negative means infinite */
+  int armed;
 } shmrpc__deadline;
 
 shmrpc__deadline shmrpc__deadline_in(int32_t timeout_ms);
-/* Milliseconds left, rounded up, capped at cap_ms; SHMRPC_INFINITE never
- * appears: an infinite deadline gives cap_ms. 0 when expired. */
-int32_t shmrpc__deadline_slice(const shmrpc__deadline *deadline,
-                               int32_t cap_ms);
-int shmrpc__deadline_expired(const shmrpc__deadline *deadline);
+/* Arms the deadline at `now` if it is not armed yet. */
+void shmrpc__deadline_arm(shmrpc__deadline *deadline, uint64_t now_ns);
+/* Milliseconds left, rounded up, capped at cap_ms; an infinite deadline
+ * gives cap_ms. 0 when expired. */
+int32_t shmrpc__deadline_slice(shmrpc__deadline *deadline, int32_t cap_ms);
+int shmrpc__deadline_expired(shmrpc__deadline *deadline);
 
-/* The spin window in nanoseconds for an option value (-1 = default); 0 on a
+/* Spin windows adapt: a wait satisfied while spinning widens the window
+ * (up to the configured maximum); a wait that slept much longer than the
+ * maximum halves it. Under CPU contention, or with a slow peer, spinning
+ * all but stops by itself; it comes back as soon as it pays again. */
+typedef struct shmrpc__spin {
+  uint64_t max_ns;     /* configured window; 0 never spins */
+  uint64_t window_ns;  /* current window */
+} shmrpc__spin;
+
+/* A spin policy for an option value (-1 = default); never spins on a
  * single CPU, where spinning only delays the peer. */
-uint64_t shmrpc__spin_ns(int32_t spin_us);
+void shmrpc__spin_init(shmrpc__spin *spin, int32_t spin_us);
+
+/* How shmrpc__wait ended up waiting. */
+enum shmrpc__wait_flags {
+  SHMRPC__WAIT_NO_SPIN = 1,      /* go straight to the kernel this time */
+  SHMRPC__WAIT_HEALTH_FIRST = 2  /* call health() before the first sleep too */
+};
 
 /*
  * shmrpc__wait waits until ready(ctx) returns non-zero and returns that
- * value. It spins for spin_ns, then sleeps on `event` in slices, with
- * *sleepers (in shared memory) set while it sleeps so the peer signals only
- * when someone sleeps; only one thread may wait on an event at a time. Before each sleep it calls health(ctx) if not NULL; a negative
+ * value. It spins for the spin window, then sleeps on `event` in slices of
+ * slice_ms, with *sleepers (in shared memory) set while it sleeps so the
+ * peer signals only when someone sleeps; only one thread may wait on an
+ * event at a time. After each slice (and before the first one with
+ * SHMRPC__WAIT_HEALTH_FIRST) it calls health(ctx) if not NULL; a negative
  * result ends the wait with that result. At the deadline it returns
  * SHMRPC_ETIMEDOUT. ready() must load the state it tests with a
  * sequentially consistent load (the sleepers handshake relies on it).
  */
 int shmrpc__wait(shmrpc__os_service *service, enum shmrpc__os_event event,
                  volatile uint32_t *sleepers, int (*ready)(void *ctx),
-                 int (*health)(void *ctx), void *ctx, uint64_t spin_ns,
-                 const shmrpc__deadline *deadline, int32_t slice_ms);
+                 int (*health)(void *ctx), void *ctx, shmrpc__spin *spin,
+                 int flags, shmrpc__deadline *deadline, int32_t slice_ms);
 
 /* Test-only fault points: with SHMRPC_FAULT_INJECTION compiled in, the
  * process dies at the point whose name the SHMRPC_FAULT environment variable

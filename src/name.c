@@ -59,6 +59,9 @@ int shmrpc_service_query(const char *name, int global_namespace,
   out->capacity = shmrpc__load32_relaxed(&control->header.capacity);
   out->generation = shmrpc__load64(&control->header.generation);
   out->slot_state = (int)shmrpc__load32_relaxed(&control->client.slot_state);
+  /* A read answer stays ANSWERED until the next call: idle either way. */
+  if (out->slot_state == SHMRPC__SLOT_ANSWERED)
+    out->slot_state = SHMRPC__SLOT_FREE;
   out->stats.calls = shmrpc__load64(&control->stats.calls);
   out->stats.app_errors = shmrpc__load64(&control->stats.app_errors);
   out->stats.timeouts = shmrpc__load64(&control->stats.timeouts);

@@ -23,7 +23,7 @@ struct shmrpc_server {
   unsigned char *response_area;
   unsigned char *request_copy; /* private copy handlers read */
   uint32_t capacity;
-  uint64_t spin_ns;
+  shmrpc__spin spin;           /* adaptive spin before sleeping */
   uint64_t start_ns;
   shmrpc__header header;       /* private copy of what the header must say */
   uint32_t calls_since_check;  /* calls since the last repair pass */
@@ -78,7 +78,7 @@ int shmrpc_server_create(shmrpc_server **out, const char *name,
   if (server == NULL)
     return SHMRPC_ENOMEM;
   server->capacity = (uint32_t)capacity;
-  server->spin_ns = shmrpc__spin_ns(options->spin_us);
+  shmrpc__spin_init(&server->spin, options->spin_us);
   server->request_copy = malloc(capacity);
   if (server->request_copy == NULL) {
     free(server);
@@ -267,14 +267,19 @@ static void answer(shmrpc_server *server, uint32_t seq, int32_t status,
   shmrpc__store32_relaxed((volatile uint32_t *)&control->server.status,
                           (uint32_t)status);
   shmrpc__store32_relaxed(&control->server.response_len, response_len);
-  shmrpc__store32_relaxed(&control->server.response_seq, seq);
   /* Count before publishing: a caller that has its answer sees it counted,
    * even if the server dies the next instant. */
-  shmrpc__add64(&control->stats.calls, 1);
-  shmrpc__add64(&control->stats.bytes_out, response_len);
+  /* Only the server writes these counters: plain increments will do. */
+  shmrpc__bump64(&control->stats.calls, 1);
+  shmrpc__bump64(&control->stats.bytes_out, response_len);
   if (status == SHMRPC_EAPP)
-    shmrpc__add64(&control->stats.app_errors, 1);
+    shmrpc__bump64(&control->stats.app_errors, 1);
+  /* ANSWERED first, the sequence number last: the caller polls only the
+   * server's line, and once it sees its number the slot is already
+   * ANSWERED, so nothing the server writes can land after the caller has
+   * moved on. */
   shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_ANSWERED);
+  shmrpc__store32_sc(&control->server.response_seq, seq);
   if (shmrpc__load32_sc(&control->server.response_sleepers) != 0)
     shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
 }
@@ -342,7 +347,7 @@ static int request_ready(void *ctx) {
 }
 
 /* Waits for one posted call and answers it. */
-static int serve_one(shmrpc_server *server, const shmrpc__deadline *deadline) {
+static int serve_one(shmrpc_server *server, shmrpc__deadline *deadline) {
   shmrpc__control *control = server->control;
   shmrpc_reply reply;
   uint32_t seq, method, request_len;
@@ -354,7 +359,8 @@ static int serve_one(shmrpc_server *server, const shmrpc__deadline *deadline) {
       repair_control(server);
     rc = shmrpc__wait(server->service, SHMRPC__EVENT_REQUEST,
                       &control->client.request_sleepers, request_ready,
-                      repair_control, server, server->spin_ns, deadline,
+                      repair_control, server, &server->spin,
+                      SHMRPC__WAIT_HEALTH_FIRST, deadline,
                       SHMRPC__IDLE_SLICE_MS);
     if (rc < 0)
       return rc;
@@ -376,7 +382,7 @@ static int serve_one(shmrpc_server *server, const shmrpc__deadline *deadline) {
     status = SHMRPC_ETOOBIG;
   } else {
     memcpy(server->request_copy, server->request_area, request_len);
-    shmrpc__add64(&control->stats.bytes_in, request_len);
+    shmrpc__bump64(&control->stats.bytes_in, request_len);
     status = dispatch(server, method, request_len, &reply);
   }
   answer(server, seq, status, &reply);

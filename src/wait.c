@@ -6,73 +6,145 @@
 
 shmrpc__deadline shmrpc__deadline_in(int32_t timeout_ms) {
   shmrpc__deadline deadline;
-  deadline.infinite = timeout_ms < 0;
-  deadline.end_ns = deadline.infinite
-                        ? 0
-                        : shmrpc__os_now_ns() + (uint64_t)timeout_ms * 1000000u;
+  deadline.end_ns = 0;
+  deadline.timeout_ms = timeout_ms;
+  deadline.armed = 0;
   return deadline;
 }
 
-int shmrpc__deadline_expired(const shmrpc__deadline *deadline) {
-  return !deadline->infinite && shmrpc__os_now_ns() >= deadline->end_ns;
+void shmrpc__deadline_arm(shmrpc__deadline *deadline, uint64_t now_ns) {
+  if (deadline->armed)
+    return;
+  deadline->armed = 1;
+  if (deadline->timeout_ms >= 0)
+    deadline->end_ns = now_ns + (uint64_t)deadline->timeout_ms * 1000000u;
 }
 
-int32_t shmrpc__deadline_slice(const shmrpc__deadline *deadline,
-                               int32_t cap_ms) {
+int shmrpc__deadline_expired(shmrpc__deadline *deadline) {
+  uint64_t now;
+  if (deadline->timeout_ms < 0)
+    return 0;
+  now = shmrpc__os_now_ns();
+  shmrpc__deadline_arm(deadline, now);
+  return now >= deadline->end_ns;
+}
+
+int32_t shmrpc__deadline_slice(shmrpc__deadline *deadline, int32_t cap_ms) {
   uint64_t now, left_ms;
-  if (deadline->infinite)
+  if (deadline->timeout_ms < 0)
     return cap_ms;
   now = shmrpc__os_now_ns();
+  shmrpc__deadline_arm(deadline, now);
   if (now >= deadline->end_ns)
     return 0;
   left_ms = (deadline->end_ns - now + 999999u) / 1000000u;
   return left_ms < (uint64_t)cap_ms ? (int32_t)left_ms : cap_ms;
 }
 
-uint64_t shmrpc__spin_ns(int32_t spin_us) {
+void shmrpc__spin_init(shmrpc__spin *spin, int32_t spin_us) {
   static volatile uint32_t cpus; /* cached; 0 until first asked */
   uint32_t n = shmrpc__load32_relaxed(&cpus);
   if (n == 0) {
     n = shmrpc__os_cpu_count();
     shmrpc__store32_relaxed(&cpus, n);
   }
-  if (n < 2)
-    return 0;
   if (spin_us < 0)
     spin_us = SHMRPC__DEFAULT_SPIN_US;
-  return (uint64_t)spin_us * 1000u;
+  spin->max_ns = n < 2 ? 0 : (uint64_t)spin_us * 1000u;
+  spin->window_ns = spin->max_ns;
 }
+
+/* The smallest window worth trying again: below it a spin costs more in
+ * clock reads than it can win. */
+#define SHMRPC__SPIN_FLOOR_NS 500u
+
+static int sleep_until(shmrpc__os_service *service, enum shmrpc__os_event event,
+                       volatile uint32_t *sleepers, int (*ready)(void *ctx),
+                       int (*health)(void *ctx), void *ctx, int flags,
+                       shmrpc__deadline *deadline, int32_t slice_ms);
+
+/* Spins up to the window; returns ready()'s result, or 0 if it ran out. */
+static int spin_until(int (*ready)(void *ctx), void *ctx, uint64_t window_ns,
+                      uint64_t start_ns) {
+  uint64_t spin_end = start_ns + window_ns;
+  unsigned spins = 0;
+  for (;;) {
+    int result;
+    shmrpc__cpu_relax();
+    result = ready(ctx);
+    if (result != 0)
+      return result;
+    /* Reading the clock costs more than a check: do it now and then. */
+    if ((++spins & 63u) == 0 && shmrpc__os_now_ns() >= spin_end)
+      return 0;
+  }
+}
+
+/* Checks made before the first clock read: an active peer usually answers
+ * within them, and a clock read costs as much as a dozen checks. */
+#define SHMRPC__QUICK_CHECKS 64
 
 int shmrpc__wait(shmrpc__os_service *service, enum shmrpc__os_event event,
                  volatile uint32_t *sleepers, int (*ready)(void *ctx),
-                 int (*health)(void *ctx), void *ctx, uint64_t spin_ns,
-                 const shmrpc__deadline *deadline, int32_t slice_ms) {
+                 int (*health)(void *ctx), void *ctx, shmrpc__spin *spin,
+                 int flags, shmrpc__deadline *deadline, int32_t slice_ms) {
+  int spinning = !(flags & SHMRPC__WAIT_NO_SPIN) && spin->window_ns > 0;
   int result = ready(ctx);
+  uint64_t start;
   if (result != 0)
     return result;
-
-  if (spin_ns > 0) {
-    uint64_t spin_end = shmrpc__os_now_ns() + spin_ns;
-    unsigned spins = 0;
-    for (;;) {
+  if (spinning) {
+    int i;
+    for (i = 0; i < SHMRPC__QUICK_CHECKS; i++) {
       shmrpc__cpu_relax();
       result = ready(ctx);
       if (result != 0)
         return result;
-      /* Reading the clock costs more than a check: do it now and then. */
-      if ((++spins & 63u) == 0 && shmrpc__os_now_ns() >= spin_end)
-        break;
     }
   }
 
-  for (;;) {
-    int32_t slice;
-    if (health != NULL) {
-      result = health(ctx);
-      if (result < 0)
-        return result;
+  start = shmrpc__os_now_ns();
+  shmrpc__deadline_arm(deadline, start);
+  if (spinning) {
+    result = spin_until(ready, ctx, spin->window_ns, start);
+    if (result != 0) {
+      /* Spinning paid: widen the window again. */
+      spin->window_ns = spin->window_ns * 2 + SHMRPC__SPIN_FLOOR_NS;
+      if (spin->window_ns > spin->max_ns)
+        spin->window_ns = spin->max_ns;
+      return result;
     }
-    slice = shmrpc__deadline_slice(deadline, slice_ms);
+  }
+
+  result = sleep_until(service, event, sleepers, ready, health, ctx, flags,
+                       deadline, slice_ms);
+  if (spinning) {
+    /* The wait outlasted the spin. If it ended soon after, a full window
+     * would have caught it: use one. If it took much longer (a slow
+     * handler, a peer without a CPU), spin less next time. */
+    if (shmrpc__os_now_ns() - start <= 2 * spin->max_ns) {
+      spin->window_ns = spin->max_ns;
+    } else {
+      spin->window_ns /= 2;
+      if (spin->window_ns < SHMRPC__SPIN_FLOOR_NS)
+        spin->window_ns = SHMRPC__SPIN_FLOOR_NS;
+    }
+  }
+  return result;
+}
+
+static int sleep_until(shmrpc__os_service *service, enum shmrpc__os_event event,
+                       volatile uint32_t *sleepers, int (*ready)(void *ctx),
+                       int (*health)(void *ctx), void *ctx, int flags,
+                       shmrpc__deadline *deadline, int32_t slice_ms) {
+  int result;
+  if ((flags & SHMRPC__WAIT_HEALTH_FIRST) && health != NULL) {
+    result = health(ctx);
+    if (result < 0)
+      return result;
+  }
+  for (;;) {
+    int32_t slice = shmrpc__deadline_slice(deadline, slice_ms);
     if (slice == 0)
       return SHMRPC_ETIMEDOUT;
     /* Mark ourselves asleep before the last look at the state: the peer
@@ -90,6 +162,11 @@ int shmrpc__wait(shmrpc__os_service *service, enum shmrpc__os_event event,
     shmrpc__store32_sc(sleepers, 0u);
     if (result != 0)
       return result;
+    if (health != NULL) {
+      result = health(ctx);
+      if (result < 0)
+        return result;
+    }
   }
 }
 

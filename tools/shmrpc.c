@@ -61,7 +61,7 @@ static const tool_command commands[] = {
      "Reads the control block of service NAME without calling it: whether\n"
      "its server is alive, the server's pid and generation (random per\n"
      "server instance), the slot capacity, the slot's state now (free,\n"
-     "posted, busy or answered), the uptime, and the counters: calls served\n"
+     "posted or busy), the uptime, and the counters: calls served\n"
      "(built-in methods included), application errors, calls that timed out\n"
      "in a client, slot locks recovered from dead clients, control blocks\n"
      "the server repaired after someone wrote over them, and the request\n"
