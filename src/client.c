@@ -156,24 +156,33 @@ static int server_health(void *ctx) {
   return 0;
 }
 
+/* The server has answered every call it took. */
 static int slot_not_busy(void *ctx) {
   shmrpc_client *client = ctx;
-  return shmrpc__load32_sc(&client->control->client.slot_state) !=
-                 SHMRPC__SLOT_BUSY
+  shmrpc__server_line *line = &client->control->server;
+  return shmrpc__load32_sc(&line->response_seq) ==
+                 shmrpc__load32(&line->taken_seq)
              ? 1
              : 0;
 }
 
-/* The answer is there once the server's line carries our sequence number
- * (the server stores it after ANSWERED): one cache line to poll. */
+/* The answer is there once the server's line carries our sequence number:
+ * one cache line to poll, written by the server alone. */
 static int answer_ready(void *ctx) {
   shmrpc_client *client = ctx;
-  shmrpc__control *control = client->control;
-  if (shmrpc__load32_sc(&control->server.response_seq) != client->waiting_seq)
-    return 0;
-  return shmrpc__load32(&control->client.slot_state) == SHMRPC__SLOT_ANSWERED
+  return shmrpc__load32_sc(&client->control->server.response_seq) ==
+                 client->waiting_seq
              ? 1
              : 0;
+}
+
+/* Withdraws posted call `seq`: FREE first, then a look at taken_seq (the
+ * server does the mirror image; see layout.h). Returns 1 if withdrawn, 0 if
+ * the server has taken it. */
+static int withdraw(shmrpc_client *client, uint32_t seq) {
+  shmrpc__control *control = client->control;
+  shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_FREE);
+  return shmrpc__load32_sc(&control->server.taken_seq) != seq;
 }
 
 /* Takes the slot mutex in slices so that a dead or stopping server ends the
@@ -207,38 +216,35 @@ static int lock_slot(shmrpc_client *client, shmrpc__deadline *deadline) {
 }
 
 /*
- * With the mutex held, makes the slot ours to post into. FREE and ANSWERED
- * are both idle: a caller leaves its answer ANSWERED after reading it (one
- * store less per call), and an unread answer of a caller that died or timed
- * out is simply overwritten. POSTED means a caller died before the server
- * took its call (withdraw it); BUSY means one timed out or died while the
- * server works (wait for that answer). Anything else is corruption.
+ * With the mutex held, makes the slot ours to post into. What a previous
+ * holder left tells what happened to it: a posted call the server never took
+ * means it died right after posting (withdraw it); a call taken but not
+ * answered means it timed out or died while the server works (wait for
+ * that answer, which nobody will read). Anything else is idle.
  */
-static int prepare_slot(shmrpc_client *client,
-                        shmrpc__deadline *deadline) {
-  volatile uint32_t *state = &client->control->client.slot_state;
+static int prepare_slot(shmrpc_client *client, shmrpc__deadline *deadline) {
+  shmrpc__control *control = client->control;
   for (;;) {
-    uint32_t seen = shmrpc__load32_sc(state);
+    uint32_t state = shmrpc__load32_sc(&control->client.slot_state);
+    uint32_t posted = shmrpc__load32(&control->client.call_seq);
+    uint32_t taken = shmrpc__load32_sc(&control->server.taken_seq);
     int rc;
-    switch (seen) {
-    case SHMRPC__SLOT_FREE:
-    case SHMRPC__SLOT_ANSWERED:
-      return 0;
-    case SHMRPC__SLOT_POSTED:
-      (void)shmrpc__cas32(state, seen, SHMRPC__SLOT_FREE);
-      break;
-    case SHMRPC__SLOT_BUSY:
-      rc = shmrpc__wait(client->service, SHMRPC__EVENT_RESPONSE,
-                        &client->control->server.response_sleepers,
-                        slot_not_busy, server_health, client, &client->spin,
-                        0, deadline, SHMRPC__SLICE_MS);
-      if (rc < 0)
-        return rc;
-      break;
-    default:
-      (void)shmrpc__cas32(state, seen, SHMRPC__SLOT_FREE);
-      break;
+    if (state == SHMRPC__SLOT_POSTED && posted != taken) {
+      (void)withdraw(client, posted);
+      continue;
     }
+    if (state != SHMRPC__SLOT_POSTED && state != SHMRPC__SLOT_FREE) {
+      shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_FREE);
+      continue; /* corrupted */
+    }
+    if (slot_not_busy(client))
+      return 0;
+    rc = shmrpc__wait(client->service, SHMRPC__EVENT_RESPONSE,
+                      &control->server.response_sleepers, slot_not_busy,
+                      server_health, client, &client->spin, 0, deadline,
+                      SHMRPC__SLICE_MS);
+    if (rc < 0)
+      return rc;
   }
 }
 
@@ -283,11 +289,10 @@ static int take_answer(shmrpc_client *client, void *response,
 }
 
 /* Ends a call that was posted but not answered in time: withdraw it if the
- * server has not taken it; else leave it BUSY for the next caller to wait
+ * server has not taken it; else leave it taken for the next caller to wait
  * out. Returns 1 if the answer arrived after all. */
 static int abandon_call(shmrpc_client *client) {
-  volatile uint32_t *state = &client->control->client.slot_state;
-  if (shmrpc__cas32(state, SHMRPC__SLOT_POSTED, SHMRPC__SLOT_FREE))
+  if (withdraw(client, client->waiting_seq))
     return 0;
   return answer_ready(client);
 }
@@ -336,15 +341,19 @@ int shmrpc_call(shmrpc_client *client, uint32_t method, const void *request,
   if (rc != 0)
     goto fail_locked;
 
-  /* The slot is FREE and ours: write the request, then post it. */
+  /* The slot is idle and ours: write the request, then post it. The new
+   * sequence number publishes it (the state may still say POSTED from the
+   * last call); POSTED follows for a slot that was withdrawn. */
   seq = shmrpc__load32_relaxed(&control->client.call_seq) + 1u;
   if (request_len > 0)
     memcpy(client->request_area, request, request_len);
   shmrpc__store32_relaxed(&control->client.method, method);
   shmrpc__store32_relaxed(&control->client.request_len, (uint32_t)request_len);
-  shmrpc__store32_relaxed(&control->client.call_seq, seq);
   client->waiting_seq = seq;
-  shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_POSTED);
+  shmrpc__store32_sc(&control->client.call_seq, seq);
+  if (shmrpc__load32_relaxed(&control->client.slot_state) !=
+      SHMRPC__SLOT_POSTED)
+    shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_POSTED);
   /* A server asleep takes a kernel wake-up (tens of microseconds) to
    * answer: then spinning for the answer only burns the CPU it needs. */
   wait_flags = 0;
@@ -363,7 +372,7 @@ int shmrpc_call(shmrpc_client *client, uint32_t method, const void *request,
   SHMRPC__FAULT("client_answered");
 
   rc = take_answer(client, response, response_cap, response_len);
-  shmrpc__os_slot_unlock(client->service); /* the slot stays ANSWERED: idle */
+  shmrpc__os_slot_unlock(client->service); /* answered: the slot is idle */
   if (rc == SHMRPC_ESHUTDOWN)
     disconnect(client);
   return rc;

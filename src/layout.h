@@ -11,17 +11,30 @@
  *   request   `capacity` bytes, written by the caller
  *   response  `capacity` bytes, written by the server
  *
- * Slot states (client.slot_state):
+ * Each line has one writer, so the hot path moves each line once per call.
+ * The caller that holds the slot mutex writes the client line; the server
+ * writes the server line. (Each side also raises a "sleepers" flag in the
+ * other's line, but only on its way into the kernel.)
  *
- *   FREE --caller posts--> POSTED --server takes--> BUSY --server--> ANSWERED
- *     ^                      |                                         |
- *     +--caller withdraws----+            caller reads, or next caller +
+ *   client: slot_state (FREE or POSTED), call_seq, method, request_len
+ *   server: taken_seq (the call it took), response_seq (the call answered)
  *
- * A caller that times out while POSTED withdraws its request (CAS back to
- * FREE). While BUSY it leaves the slot BUSY: the next caller waits until
- * the server has answered (ANSWERED with the old sequence number), discards
- * that answer and only then writes its own request, so it neither receives
- * the late answer nor overwrites a request the server still reads.
+ * A call is posted by writing the request, method, length, then call_seq =
+ * previous + 1, then slot_state = POSTED. The server takes a posted call
+ * whose call_seq it has not taken yet by storing taken_seq, then looks at
+ * slot_state again; it answers by storing the result, then response_seq.
+ * The slot is busy while taken_seq != response_seq.
+ *
+ * A caller that times out withdraws by storing slot_state = FREE, then
+ * reading taken_seq. The server stores taken_seq, then reads slot_state.
+ * Both stores and loads are sequentially consistent, so at least one side
+ * sees the other: either the server sees FREE (it answers "withdrawn"
+ * without running the handler) or the caller sees taken_seq == its call
+ * (the server runs it; the slot stays busy and the next caller waits until
+ * response_seq catches up, then ignores that answer). Either way the next
+ * caller neither receives the late answer (it waits for its own sequence
+ * number) nor overwrites a request the server still reads (it waits while
+ * busy).
  *
  * Everything here may be written by any process that can open the mapping:
  * each field is read once into a local and validated before use.
@@ -32,14 +45,12 @@
 #include <stdint.h>
 
 #define SHMRPC__MAGIC 0x43505253u /* "SRPC" */
-#define SHMRPC__PROTOCOL_VERSION 1u
+#define SHMRPC__PROTOCOL_VERSION 2u
 #define SHMRPC__LINE 64u
 
 enum shmrpc__slot_state {
-  SHMRPC__SLOT_FREE = 0,
-  SHMRPC__SLOT_POSTED = 1,
-  SHMRPC__SLOT_BUSY = 2,
-  SHMRPC__SLOT_ANSWERED = 3
+  SHMRPC__SLOT_FREE = 0,  /* nothing posted, or the post was withdrawn */
+  SHMRPC__SLOT_POSTED = 1 /* call_seq is posted (maybe taken, answered) */
 };
 
 enum shmrpc__server_state {
@@ -74,13 +85,14 @@ typedef struct shmrpc__client_line {
 } shmrpc__client_line;
 
 typedef struct shmrpc__server_line {
+  uint32_t taken_seq;          /* call_seq of the call the server took */
   uint32_t response_seq;       /* call_seq of the call this answers */
   int32_t status;              /* 0, SHMRPC_EAPP or a transport code */
   int32_t app_code;            /* handler's code when status is SHMRPC_EAPP */
   uint32_t response_len;       /* bytes in the response area */
   uint32_t message_len;        /* bytes in message[] */
   uint32_t response_sleepers;  /* 1 while the slot's holder sleeps */
-  uint8_t pad[SHMRPC__LINE - 24];
+  uint8_t pad[SHMRPC__LINE - 28];
 } shmrpc__server_line;
 
 typedef struct shmrpc__stats_line {

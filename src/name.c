@@ -58,10 +58,15 @@ int shmrpc_service_query(const char *name, int global_namespace,
   out->server_pid = shmrpc__load32_relaxed(&control->header.server_pid);
   out->capacity = shmrpc__load32_relaxed(&control->header.capacity);
   out->generation = shmrpc__load64(&control->header.generation);
-  out->slot_state = (int)shmrpc__load32_relaxed(&control->client.slot_state);
-  /* A read answer stays ANSWERED until the next call: idle either way. */
-  if (out->slot_state == SHMRPC__SLOT_ANSWERED)
-    out->slot_state = SHMRPC__SLOT_FREE;
+  {
+    uint32_t taken = shmrpc__load32(&control->server.taken_seq);
+    uint32_t answered = shmrpc__load32(&control->server.response_seq);
+    uint32_t posted = shmrpc__load32(&control->client.call_seq);
+    uint32_t state = shmrpc__load32(&control->client.slot_state);
+    out->slot_state = taken != answered ? 2
+                      : state == SHMRPC__SLOT_POSTED && posted != taken ? 1
+                                                                        : 0;
+  }
   out->stats.calls = shmrpc__load64(&control->stats.calls);
   out->stats.app_errors = shmrpc__load64(&control->stats.app_errors);
   out->stats.timeouts = shmrpc__load64(&control->stats.timeouts);

@@ -27,6 +27,8 @@ struct shmrpc_server {
   uint64_t start_ns;
   shmrpc__header header;       /* private copy of what the header must say */
   uint32_t calls_since_check;  /* calls since the last repair pass */
+  uint32_t last_taken;         /* what taken_seq must say */
+  uint32_t last_answered;      /* what response_seq must say */
   volatile uint32_t stop_requested; /* set by shmrpc_server_stop */
   shmrpc__method *methods;
   size_t method_count;
@@ -274,11 +276,8 @@ static void answer(shmrpc_server *server, uint32_t seq, int32_t status,
   shmrpc__bump64(&control->stats.bytes_out, response_len);
   if (status == SHMRPC_EAPP)
     shmrpc__bump64(&control->stats.app_errors, 1);
-  /* ANSWERED first, the sequence number last: the caller polls only the
-   * server's line, and once it sees its number the slot is already
-   * ANSWERED, so nothing the server writes can land after the caller has
-   * moved on. */
-  shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_ANSWERED);
+  /* The sequence number last: it publishes the answer. */
+  server->last_answered = seq;
   shmrpc__store32_sc(&control->server.response_seq, seq);
   if (shmrpc__load32_sc(&control->server.response_sleepers) != 0)
     shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
@@ -286,10 +285,10 @@ static void answer(shmrpc_server *server, uint32_t seq, int32_t status,
 
 /*
  * Anyone who can open the mapping can write into it. Between calls the
- * server puts back what only it may say: the header, and a slot left BUSY
- * while it is not working (a BUSY slot would make every caller wait for an
- * answer that never comes). Runs before the server sleeps and every
- * SHMRPC__REPAIR_EVERY calls; it never touches a slot a caller has posted.
+ * server puts back what only it may say: the header, and its own sequence
+ * numbers (a forged taken_seq would make every caller wait for an answer
+ * that never comes). Runs before the server sleeps and every
+ * SHMRPC__REPAIR_EVERY calls; it never touches the caller's line.
  */
 static int repair_control(void *ctx) {
   shmrpc_server *server = ctx;
@@ -325,8 +324,10 @@ static int repair_control(void *ctx) {
     shmrpc__store32(&header->magic, SHMRPC__MAGIC);
     repaired = 1;
   }
-  if (shmrpc__cas32(&control->client.slot_state, SHMRPC__SLOT_BUSY,
-                    SHMRPC__SLOT_FREE)) {
+  if (shmrpc__load32(&control->server.taken_seq) != server->last_taken ||
+      shmrpc__load32(&control->server.response_seq) != server->last_answered) {
+    shmrpc__store32_sc(&control->server.taken_seq, server->last_taken);
+    shmrpc__store32_sc(&control->server.response_seq, server->last_answered);
     /* Wake a caller that waits for the phantom call to end. */
     shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
     repaired = 1;
@@ -336,14 +337,38 @@ static int repair_control(void *ctx) {
   return 0;
 }
 
+/* A call is waiting when the caller's line shows a posted sequence number
+ * this server has not taken yet. */
+static int call_posted(const shmrpc_server *server) {
+  shmrpc__client_line *line = &server->control->client;
+  if (shmrpc__load32_sc(&line->call_seq) == server->last_taken)
+    return 0;
+  return shmrpc__load32_sc(&line->slot_state) == SHMRPC__SLOT_POSTED;
+}
+
 static int request_ready(void *ctx) {
   shmrpc_server *server = ctx;
   if (shmrpc__load32_relaxed(&server->stop_requested))
     return SHMRPC_ESHUTDOWN;
-  return shmrpc__load32_sc(&server->control->client.slot_state) ==
-                 SHMRPC__SLOT_POSTED
-             ? 1
-             : 0;
+  return call_posted(server);
+}
+
+/* Takes the posted call: publishes taken_seq, then checks that the caller
+ * has not withdrawn it meanwhile (see layout.h). Returns 1 if the call is
+ * ours to run, 0 if it was withdrawn (it is then answered as such). */
+static int take_call(shmrpc_server *server, uint32_t seq) {
+  shmrpc__control *control = server->control;
+  server->last_taken = seq;
+  shmrpc__store32_sc(&control->server.taken_seq, seq);
+  if (shmrpc__load32_sc(&control->client.slot_state) == SHMRPC__SLOT_POSTED &&
+      shmrpc__load32_sc(&control->client.call_seq) == seq)
+    return 1;
+  /* Withdrawn: close the call without running it, so the slot is idle. */
+  server->last_answered = seq;
+  shmrpc__store32_sc(&control->server.response_seq, seq);
+  if (shmrpc__load32_sc(&control->server.response_sleepers) != 0)
+    shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
+  return 0;
 }
 
 /* Waits for one posted call and answers it. */
@@ -364,15 +389,13 @@ static int serve_one(shmrpc_server *server, shmrpc__deadline *deadline) {
                       SHMRPC__IDLE_SLICE_MS);
     if (rc < 0)
       return rc;
-    /* The caller may have withdrawn the request in the meantime. */
-    if (shmrpc__cas32(&control->client.slot_state, SHMRPC__SLOT_POSTED,
-                      SHMRPC__SLOT_BUSY))
+    /* Read each field once, then validate: the caller may be hostile. */
+    seq = shmrpc__load32(&control->client.call_seq);
+    if (take_call(server, seq))
       break;
   }
   SHMRPC__FAULT("server_busy");
 
-  /* Read each field once, then validate: the caller may be hostile. */
-  seq = shmrpc__load32_relaxed(&control->client.call_seq);
   method = shmrpc__load32_relaxed(&control->client.method);
   request_len = shmrpc__load32_relaxed(&control->client.request_len);
 
@@ -442,13 +465,14 @@ void shmrpc_server_destroy(shmrpc_server *server) {
   control = server->control;
   shmrpc__store32_sc(&control->header.server_state, SHMRPC__SERVER_STOPPING);
   /* A call posted but not taken gets an answer instead of a timeout. */
-  if (shmrpc__cas32(&control->client.slot_state, SHMRPC__SLOT_POSTED,
-                    SHMRPC__SLOT_BUSY)) {
-    shmrpc_reply reply;
-    memset(&reply, 0, sizeof(reply));
-    reply.server = server;
-    answer(server, shmrpc__load32_relaxed(&control->client.call_seq),
-           SHMRPC_ESHUTDOWN, &reply);
+  if (call_posted(server)) {
+    uint32_t seq = shmrpc__load32(&control->client.call_seq);
+    if (take_call(server, seq)) {
+      shmrpc_reply reply;
+      memset(&reply, 0, sizeof(reply));
+      reply.server = server;
+      answer(server, seq, SHMRPC_ESHUTDOWN, &reply);
+    }
   }
   /* Wake a caller that sleeps, whether or not it is counted yet. */
   shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
