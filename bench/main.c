@@ -23,6 +23,7 @@
 typedef struct bench_config {
   int quick;
   int json;
+  const char *json_file; /* also write the JSON lines here */
   size_t sizes[BENCH_MAX_LIST];
   int size_count;
   int clients[BENCH_MAX_LIST];
@@ -49,6 +50,7 @@ static void usage(FILE *out) {
           "usage: shmrpc_bench [options]\n"
           "  --quick            small counts (CI): the whole run in well under "
           "a minute\n"
+          "  --json-file PATH   also write the JSON lines to PATH\n"
           "  --json             one JSON object per line instead of the "
           "table\n"
           "  --sizes LIST       message sizes, e.g. 8,4K,64K,1M (default)\n"
@@ -180,6 +182,11 @@ static int parse_args(int argc, char **argv, bench_config *config) {
     }
     if (strcmp(arg, "--json") == 0) {
       config->json = 1;
+      continue;
+    }
+    if (strcmp(arg, "--json-file") == 0 && value != NULL) {
+      config->json_file = value;
+      i++;
       continue;
     }
     if (strcmp(arg, "--big-buffers") == 0) {
@@ -500,6 +507,15 @@ int main(int argc, char **argv) {
     bench_report_json(&report, stdout);
   } else {
     bench_report_table(&report, stdout);
+  }
+  if (config.json_file != NULL) {
+    FILE *out = fopen(config.json_file, "w");
+    if (out == NULL) {
+      fprintf(stderr, "shmrpc_bench: cannot write %s\n", config.json_file);
+      return 1;
+    }
+    bench_report_json(&report, out);
+    fclose(out);
   }
   fflush(stdout);
   return report.failed ? 1 : 0;

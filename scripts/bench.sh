@@ -12,4 +12,12 @@ extra=()
 dpkg-query -W libcmocka-dev >/dev/null 2>&1 || extra+=(-DSHMRPC_BUILD_TESTS=OFF)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "${extra[@]}" >/dev/null
 cmake --build build --target shmrpc_bench
-exec build/bin/shmrpc_bench "$@"
+# With no arguments: the table, then the same results as JSON lines.
+if [ "$#" -eq 0 ]; then
+  build/bin/shmrpc_bench --json-file build/bench.jsonl
+  echo
+  echo "JSON (one object per line, also in build/bench.jsonl):"
+  cat build/bench.jsonl
+else
+  exec build/bin/shmrpc_bench "$@"
+fi

@@ -93,7 +93,9 @@ int shmrpc__wait(shmrpc__os_service *service, enum shmrpc__os_event event,
   uint64_t start;
   if (result != 0)
     return result;
-  if (spinning) {
+  /* After long sleeps the window is at its floor: go to the kernel without
+   * delay, leaving the CPU to the peer just woken. */
+  if (spinning && spin->window_ns > SHMRPC__SPIN_FLOOR_NS) {
     int i;
     for (i = 0; i < SHMRPC__QUICK_CHECKS; i++) {
       shmrpc__cpu_relax();
