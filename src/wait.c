@@ -88,14 +88,16 @@ int shmrpc__wait(shmrpc__os_service *service, enum shmrpc__os_event event,
                  volatile uint32_t *sleepers, int (*ready)(void *ctx),
                  int (*health)(void *ctx), void *ctx, shmrpc__spin *spin,
                  int flags, shmrpc__deadline *deadline, int32_t slice_ms) {
-  int spinning = !(flags & SHMRPC__WAIT_NO_SPIN) && spin->window_ns > 0;
+  /* After long sleeps the window is at its floor, which means "do not
+   * spin": go to the kernel without delay, leaving the CPU to the peer just
+   * woken. A wait that then ends soon after restores the full window. */
+  int spinning = !(flags & SHMRPC__WAIT_NO_SPIN) &&
+                 spin->window_ns > SHMRPC__SPIN_FLOOR_NS;
   int result = ready(ctx);
   uint64_t start;
   if (result != 0)
     return result;
-  /* After long sleeps the window is at its floor: go to the kernel without
-   * delay, leaving the CPU to the peer just woken. */
-  if (spinning && spin->window_ns > SHMRPC__SPIN_FLOOR_NS) {
+  if (spinning) {
     int i;
     for (i = 0; i < SHMRPC__QUICK_CHECKS; i++) {
       shmrpc__cpu_relax();
@@ -120,7 +122,7 @@ int shmrpc__wait(shmrpc__os_service *service, enum shmrpc__os_event event,
 
   result = sleep_until(service, event, sleepers, ready, health, ctx, flags,
                        deadline, slice_ms);
-  if (spinning) {
+  if (!(flags & SHMRPC__WAIT_NO_SPIN) && spin->max_ns > 0) {
     /* The wait outlasted the spin. If it ended soon after, a full window
      * would have caught it: use one. If it took much longer (a slow
      * handler, a peer without a CPU), spin less next time. */
