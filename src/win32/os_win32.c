@@ -614,11 +614,32 @@ static int mapping_open(shmrpc__os_service *service, const win32_names *names,
   return 0;
 }
 
+/* The part open and inspect share: builds the names, maps the section.
+ * On success *out owns the mapping; on failure nothing is left open. */
+static int open_mapping(const char *name, int global_namespace,
+                        win32_names *names, shmrpc__os_service **out,
+                        size_t *size) {
+  shmrpc__os_service *service;
+  int err = names_build(name, global_namespace, names);
+  if (err != 0)
+    return err;
+  service = calloc(1, sizeof *service);
+  if (service == NULL)
+    return SHMRPC_ENOMEM;
+  err = mapping_open(service, names, size);
+  if (err != 0) {
+    service_free(service);
+    return err;
+  }
+  *out = service;
+  return 0;
+}
+
 int shmrpc__os_service_open(const char *name, int global_namespace,
                             shmrpc__os_service **out, void **area,
                             size_t *area_size) {
   win32_names names;
-  shmrpc__os_service *service;
+  shmrpc__os_service *service = NULL;
   size_t size = 0;
   int err;
 
@@ -627,16 +648,9 @@ int shmrpc__os_service_open(const char *name, int global_namespace,
   *out = NULL;
   *area = NULL;
   *area_size = 0;
-  err = names_build(name, global_namespace, &names);
+  err = open_mapping(name, global_namespace, &names, &service, &size);
   if (err != 0)
     return err;
-  service = calloc(1, sizeof *service);
-  if (service == NULL)
-    return SHMRPC_ENOMEM;
-
-  err = mapping_open(service, &names, &size);
-  if (err != 0)
-    goto fail;
   service->alive = OpenMutexW(WIN32_MUTEX_RIGHTS, FALSE, names.alive);
   if (service->alive == NULL) {
     err = error_from_win32(GetLastError());
@@ -677,7 +691,7 @@ int shmrpc__os_service_inspect(const char *name, int global_namespace,
                                shmrpc__os_service **out, void **area,
                                size_t *area_size, int *alive) {
   win32_names names;
-  shmrpc__os_service *service;
+  shmrpc__os_service *service = NULL;
   size_t size = 0;
   int err;
 
@@ -687,16 +701,9 @@ int shmrpc__os_service_inspect(const char *name, int global_namespace,
   *area = NULL;
   *area_size = 0;
   *alive = 0;
-  err = names_build(name, global_namespace, &names);
+  err = open_mapping(name, global_namespace, &names, &service, &size);
   if (err != 0)
     return err;
-  service = calloc(1, sizeof *service);
-  if (service == NULL)
-    return SHMRPC_ENOMEM;
-
-  err = mapping_open(service, &names, &size);
-  if (err != 0)
-    goto fail;
   service->alive = OpenMutexW(WIN32_MUTEX_RIGHTS, FALSE, names.alive);
   if (service->alive != NULL) {
     *alive = !token_is_free(service->alive);
