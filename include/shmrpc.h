@@ -214,6 +214,9 @@ typedef struct shmrpc_stats {
                               that someone else had written over */
 } shmrpc_stats;
 
+/* Copies the service's counters into *out. Returns 0, or SHMRPC_EINVAL for
+ * a NULL argument. Safe while shmrpc_server_run() runs on another thread;
+ * the counters may be mid-update by a call in progress. */
 SHMRPC_EXTERN int shmrpc_server_stats(const shmrpc_server *server,
                                       shmrpc_stats *out);
 
@@ -229,6 +232,7 @@ typedef struct shmrpc_client_options {
   int32_t spin_us;
 } shmrpc_client_options;
 
+/* Fills *options with the defaults (Local\ namespace, default spin). */
 SHMRPC_EXTERN void shmrpc_client_options_init(shmrpc_client_options *options);
 
 /*
@@ -272,6 +276,8 @@ SHMRPC_EXTERN int32_t shmrpc_client_app_error(const shmrpc_client *client,
 /* The slot capacity of the connected service (0 if disconnected). */
 SHMRPC_EXTERN size_t shmrpc_client_capacity(const shmrpc_client *client);
 
+/* Closes the handle and frees it; NULL does nothing. Never call it while
+ * another thread is inside shmrpc_call() on the same handle. */
 SHMRPC_EXTERN void shmrpc_client_close(shmrpc_client *client);
 
 /* Removes the names a dead server left behind (a new server takes them
