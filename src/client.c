@@ -185,33 +185,29 @@ static int withdraw(shmrpc_client *client, uint32_t seq) {
   return shmrpc__load32_sc(&control->server.taken_seq) != seq;
 }
 
-/* Takes the slot mutex in slices so that a dead or stopping server ends the
- * wait early. Repairs nothing yet: that is prepare_slot's job. */
+/* Takes the slot mutex: one try first (uncontended, that is one atomic
+ * operation, with no clock read), then in slices so that a dead or stopping
+ * server ends the wait early. Repairs nothing yet: that is prepare_slot's
+ * job. */
 static int lock_slot(shmrpc_client *client, shmrpc__deadline *deadline) {
-  shmrpc__control *control = client->control;
-  /* Uncontended, the lock is one atomic operation: no clock, no slices. */
-  int rc = shmrpc__os_slot_lock(client->service, SHMRPC_NOWAIT);
-  if (rc != SHMRPC_ETIMEDOUT) {
+  int waited;
+  for (waited = 0;; waited = 1) {
+    int32_t slice = waited ? shmrpc__deadline_slice(deadline, SHMRPC__SLICE_MS)
+                           : SHMRPC_NOWAIT;
+    int rc = shmrpc__os_slot_lock(client->service, slice);
     if (rc == SHMRPC__ABANDONED) {
-      shmrpc__add64(&control->stats.recoveries, 1);
-      return 0;
-    }
-    return rc;
-  }
-  for (;;) {
-    int32_t slice = shmrpc__deadline_slice(deadline, SHMRPC__SLICE_MS);
-    rc = shmrpc__os_slot_lock(client->service, slice);
-    if (rc == SHMRPC__ABANDONED) {
-      shmrpc__add64(&control->stats.recoveries, 1);
+      shmrpc__add64(&client->control->stats.recoveries, 1);
       return 0;
     }
     if (rc != SHMRPC_ETIMEDOUT)
       return rc;
-    rc = server_health(client);
-    if (rc != 0)
-      return rc;
-    if (slice == 0 || shmrpc__deadline_expired(deadline))
-      return SHMRPC_ETIMEDOUT;
+    if (waited) {
+      rc = server_health(client);
+      if (rc != 0)
+        return rc;
+      if (slice == 0 || shmrpc__deadline_expired(deadline))
+        return SHMRPC_ETIMEDOUT;
+    }
   }
 }
 

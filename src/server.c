@@ -253,7 +253,17 @@ static int32_t dispatch(shmrpc_server *server, uint32_t method,
   return reply->app_code != 0 ? SHMRPC_EAPP : 0;
 }
 
-/* Publishes an answer for call `seq` and wakes the caller if it sleeps. */
+/* Closes call `seq`: its sequence number, stored last, publishes whatever
+ * was written for it; then the caller is woken if it sleeps. */
+static void publish_answer(shmrpc_server *server, uint32_t seq) {
+  shmrpc__control *control = server->control;
+  server->last_answered = seq;
+  shmrpc__store32_sc(&control->server.response_seq, seq);
+  if (shmrpc__load32_sc(&control->server.response_sleepers) != 0)
+    shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
+}
+
+/* Writes the answer for call `seq` and publishes it. */
 static void answer(shmrpc_server *server, uint32_t seq, int32_t status,
                    const shmrpc_reply *reply) {
   shmrpc__control *control = server->control;
@@ -269,18 +279,14 @@ static void answer(shmrpc_server *server, uint32_t seq, int32_t status,
   shmrpc__store32_relaxed((volatile uint32_t *)&control->server.status,
                           (uint32_t)status);
   shmrpc__store32_relaxed(&control->server.response_len, response_len);
-  /* Count before publishing: a caller that has its answer sees it counted,
-   * even if the server dies the next instant. */
-  /* Only the server writes these counters: plain increments will do. */
+  /* Count before publishing, so a caller that has its answer sees it
+   * counted even if the server dies the next instant. Only the server
+   * writes these counters: plain increments will do. */
   shmrpc__bump64(&control->stats.calls, 1);
   shmrpc__bump64(&control->stats.bytes_out, response_len);
   if (status == SHMRPC_EAPP)
     shmrpc__bump64(&control->stats.app_errors, 1);
-  /* The sequence number last: it publishes the answer. */
-  server->last_answered = seq;
-  shmrpc__store32_sc(&control->server.response_seq, seq);
-  if (shmrpc__load32_sc(&control->server.response_sleepers) != 0)
-    shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
+  publish_answer(server, seq);
 }
 
 /*
@@ -364,10 +370,7 @@ static int take_call(shmrpc_server *server, uint32_t seq) {
       shmrpc__load32_sc(&control->client.call_seq) == seq)
     return 1;
   /* Withdrawn: close the call without running it, so the slot is idle. */
-  server->last_answered = seq;
-  shmrpc__store32_sc(&control->server.response_seq, seq);
-  if (shmrpc__load32_sc(&control->server.response_sleepers) != 0)
-    shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
+  publish_answer(server, seq);
   return 0;
 }
 

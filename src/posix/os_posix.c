@@ -199,6 +199,29 @@ static int init_mutex(pthread_mutex_t *mutex) {
   return rc;
 }
 
+/* Maps `size` bytes of the object; the prefix is at the start. */
+static int map_object(shmrpc__os_service *service, size_t size) {
+  service->map_size = size;
+  service->map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                      service->fd, 0);
+  if (service->map == MAP_FAILED) {
+    service->map = NULL;
+    return errno_to_error(errno);
+  }
+  service->prefix = service->map;
+  return 0;
+}
+
+/* Unmaps and closes what is open (closing the creator's fd releases the
+ * liveness lock) and frees the handle. */
+static void service_free(shmrpc__os_service *service) {
+  if (service->map != NULL)
+    munmap(service->map, service->map_size);
+  if (service->fd >= 0)
+    close(service->fd);
+  free(service);
+}
+
 int shmrpc__os_service_create(const char *name,
                               const shmrpc__os_create_options *options,
                               shmrpc__os_service **out, void **area) {
@@ -264,15 +287,9 @@ int shmrpc__os_service_create(const char *name,
   }
   service->dev = st.st_dev;
   service->ino = st.st_ino;
-  service->map_size = POSIX_PREFIX + options->area_size;
-  service->map = mmap(NULL, service->map_size, PROT_READ | PROT_WRITE,
-                      MAP_SHARED, service->fd, 0);
-  if (service->map == MAP_FAILED) {
-    service->map = NULL;
-    rc = errno_to_error(errno);
+  rc = map_object(service, POSIX_PREFIX + options->area_size);
+  if (rc != 0)
     goto fail_unlink;
-  }
-  service->prefix = service->map;
   rc = init_mutex(&service->prefix->slot.mutex);
   if (rc != 0)
     goto fail_unlink;
@@ -286,11 +303,7 @@ fail_unlink:
 fail:
   if (stale_fd >= 0)
     close(stale_fd);
-  if (service->map != NULL)
-    munmap(service->map, service->map_size);
-  if (service->fd >= 0)
-    close(service->fd);
-  free(service);
+  service_free(service);
   return rc;
 }
 
@@ -365,15 +378,9 @@ static int open_service(const char *name, int require_alive,
     rc = SHMRPC_ENOSERVER; /* still being created */
     goto fail;
   }
-  service->map_size = (size_t)st.st_size;
-  service->map = mmap(NULL, service->map_size, PROT_READ | PROT_WRITE,
-                      MAP_SHARED, service->fd, 0);
-  if (service->map == MAP_FAILED) {
-    service->map = NULL;
-    rc = errno_to_error(errno);
+  rc = map_object(service, (size_t)st.st_size);
+  if (rc != 0)
     goto fail;
-  }
-  service->prefix = service->map;
   switch (shmrpc__load32(&service->prefix->magic)) {
   case POSIX_MAGIC:
     break;
@@ -390,11 +397,7 @@ static int open_service(const char *name, int require_alive,
   return 0;
 
 fail:
-  if (service->map != NULL)
-    munmap(service->map, service->map_size);
-  if (service->fd >= 0)
-    close(service->fd);
-  free(service);
+  service_free(service);
   return rc;
 }
 
@@ -404,10 +407,7 @@ void shmrpc__os_service_close(shmrpc__os_service *service) {
   if (service->creator &&
       path_is_object(service->path, service->dev, service->ino))
     shm_unlink(service->path);
-  if (service->map != NULL)
-    munmap(service->map, service->map_size);
-  close(service->fd); /* releases the liveness lock */
-  free(service);
+  service_free(service);
 }
 
 int shmrpc__os_service_remove_stale(const char *name, int global_namespace) {
