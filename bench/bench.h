@@ -91,6 +91,8 @@ typedef struct bench_run_spec {
   int64_t time_cap_ms;  /* CALLS: stop a client early after this (0: never) */
   int gap_ms;           /* COLD: the client sleeps this long before a call */
   int duration_ms;      /* DURATION: how long the clients call */
+  uint64_t *samples_out; /* if set: receives the sorted call times, room for
+                            calls * clients of them */
 } bench_run_spec;
 
 /* One line of the report. Times in nanoseconds. */

@@ -347,30 +347,111 @@ static size_t smallest_size(const bench_config *config) {
 }
 
 /* Starts a server, runs the clients of spec, stops the server, records. */
-static void measure(bench_report *report, const bench_transport *transport,
-                    const char *test, const bench_run_spec *spec,
-                    size_t max_size) {
+/* Starts a server, runs the clients of spec against it and stops it. */
+static int run_once(const bench_transport *transport, const char *test,
+                    const bench_run_spec *spec, size_t max_size,
+                    bench_result *result) {
   bench_server server;
-  bench_result result;
-  memset(&result, 0, sizeof result);
+  memset(result, 0, sizeof *result);
   fprintf(stderr, "shmrpc_bench: %-7s %-10s %8zu B  %d client%s ...\n", test,
           transport->name, spec->size, spec->clients,
           spec->clients == 1 ? "" : "s");
   if (bench_server_start(transport, max_size, &server) != 0) {
-    report->failed = 1;
-    return;
+    return -1;
   }
-  int rc = bench_clients_run(&server, spec, &result);
+  int rc = bench_clients_run(&server, spec, result);
   if (bench_server_stop(&server) != 0) {
     rc = -1;
   }
   if (rc != 0) {
     bench_error("%s %s %zu B failed", test, transport->name, spec->size);
+    return -1;
+  }
+  result->test = test;
+  return 0;
+}
+
+static void measure(bench_report *report, const bench_transport *transport,
+                    const char *test, const bench_run_spec *spec,
+                    size_t max_size) {
+  bench_result result;
+  if (run_once(transport, test, spec, max_size, &result) != 0) {
     report->failed = 1;
     return;
   }
-  result.test = test;
   bench_report_add(report, &result);
+}
+
+/* Cold calls take long and the machine's load drifts meanwhile. So that a
+ * drift hits every transport alike, they take turns in rounds of
+ * COLD_ROUND_CALLS calls (each round on a fresh server, after a warm-up);
+ * each transport's rounds are then summarised together. */
+#define COLD_ROUND_CALLS 5
+
+static void measure_cold(bench_report *report, const bench_config *config,
+                         size_t size) {
+  const bench_transport *cold[] = {&bench_transport_shmrpc,
+                                   &bench_transport_shm_futex};
+  enum { COLD_TRANSPORTS = sizeof cold / sizeof cold[0] };
+  uint64_t *samples[COLD_TRANSPORTS] = {NULL};
+  uint64_t done = 0;
+  uint64_t total = (uint64_t)config->cold_calls;
+  for (size_t t = 0; t < COLD_TRANSPORTS; t++) {
+    samples[t] = malloc(total * sizeof *samples[t]);
+    if (samples[t] == NULL) {
+      bench_error("out of memory");
+      report->failed = 1;
+      goto done;
+    }
+  }
+  while (done < total) {
+    uint64_t calls = total - done < COLD_ROUND_CALLS ? total - done
+                                                     : COLD_ROUND_CALLS;
+    for (size_t t = 0; t < COLD_TRANSPORTS; t++) {
+      if (!listed(config->transports, cold[t]->name)) {
+        continue;
+      }
+      bench_run_spec spec;
+      bench_result ignored;
+      memset(&spec, 0, sizeof spec);
+      spec.mode = BENCH_MODE_COLD;
+      spec.size = size;
+      spec.clients = 1;
+      spec.calls = calls;
+      spec.warmup = 100;
+      spec.gap_ms = config->cold_gap_ms;
+      spec.samples_out = samples[t] + done;
+      if (run_once(cold[t], "cold", &spec, size, &ignored) != 0) {
+        report->failed = 1;
+        goto done;
+      }
+    }
+    done += calls;
+  }
+  for (size_t t = 0; t < COLD_TRANSPORTS; t++) {
+    if (!listed(config->transports, cold[t]->name)) {
+      continue;
+    }
+    bench_result result;
+    memset(&result, 0, sizeof result);
+    bench_sort(samples[t], total);
+    result.test = "cold";
+    result.transport = cold[t]->name;
+    result.size = size;
+    result.clients = 1;
+    result.calls = total;
+    result.p50_ns = bench_quantile(samples[t], total, 0.50);
+    result.p99_ns = bench_quantile(samples[t], total, 0.99);
+    result.p999_ns = bench_quantile(samples[t], total, 0.999);
+    result.max_ns = total ? samples[t][total - 1] : 0;
+    result.min_client_calls = total;
+    result.max_client_calls = total;
+    bench_report_add(report, &result);
+  }
+done:
+  for (size_t t = 0; t < COLD_TRANSPORTS; t++) {
+    free(samples[t]);
+  }
 }
 
 /* CPU use of a shmrpc server that has served a few calls and then has no
@@ -466,22 +547,7 @@ int main(int argc, char **argv) {
   }
 
   if (listed(config.tests, "cold")) {
-    const bench_transport *cold[] = {&bench_transport_shmrpc,
-                                     &bench_transport_shm_futex};
-    for (size_t t = 0; t < sizeof cold / sizeof cold[0]; t++) {
-      if (!listed(config.transports, cold[t]->name)) {
-        continue;
-      }
-      bench_run_spec spec;
-      memset(&spec, 0, sizeof spec);
-      spec.mode = BENCH_MODE_COLD;
-      spec.size = small;
-      spec.clients = 1;
-      spec.calls = (uint64_t)config.cold_calls;
-      spec.warmup = 100;
-      spec.gap_ms = config.cold_gap_ms;
-      measure(&report, cold[t], "cold", &spec, spec.size);
-    }
+    measure_cold(&report, &config, small);
   }
 
   if (listed(config.tests, "multi") &&

@@ -487,6 +487,9 @@ static int summarise(const bench_run_spec *spec, const bench_run_area *area,
     n += area->clients[i].recorded;
   }
   bench_sort(all, n);
+  if (spec->samples_out != NULL) {
+    memcpy(spec->samples_out, all, n * sizeof *all);
+  }
   out->size = spec->size;
   out->clients = spec->clients;
   out->calls = total_calls;
