@@ -157,7 +157,7 @@ static int server_health(void *ctx) {
 }
 
 /* The server has answered every call it took. */
-static int slot_not_busy(void *ctx) {
+SHMRPC__HOT static int slot_not_busy(void *ctx) {
   shmrpc_client *client = ctx;
   shmrpc__server_line *line = &client->control->server;
   return shmrpc__load32_sc(&line->response_seq) ==
@@ -168,7 +168,7 @@ static int slot_not_busy(void *ctx) {
 
 /* The answer is there once the server's line carries our sequence number:
  * one cache line to poll, written by the server alone. */
-static int answer_ready(void *ctx) {
+SHMRPC__HOT static int answer_ready(void *ctx) {
   shmrpc_client *client = ctx;
   return shmrpc__load32_sc(&client->control->server.response_seq) ==
                  client->waiting_seq
@@ -189,7 +189,8 @@ static int withdraw(shmrpc_client *client, uint32_t seq) {
  * operation, with no clock read), then in slices so that a dead or stopping
  * server ends the wait early. Repairs nothing yet: that is prepare_slot's
  * job. */
-static int lock_slot(shmrpc_client *client, shmrpc__deadline *deadline) {
+SHMRPC__HOT static int lock_slot(shmrpc_client *client,
+                                 shmrpc__deadline *deadline) {
   int waited;
   for (waited = 0;; waited = 1) {
     int32_t slice = waited ? shmrpc__deadline_slice(deadline, SHMRPC__SLICE_MS)
@@ -218,7 +219,8 @@ static int lock_slot(shmrpc_client *client, shmrpc__deadline *deadline) {
  * answered means it timed out or died while the server works (wait for
  * that answer, which nobody will read). Anything else is idle.
  */
-static int prepare_slot(shmrpc_client *client, shmrpc__deadline *deadline) {
+SHMRPC__HOT static int prepare_slot(shmrpc_client *client,
+                                    shmrpc__deadline *deadline) {
   shmrpc__control *control = client->control;
   for (;;) {
     uint32_t state = shmrpc__load32_sc(&control->client.slot_state);
@@ -245,8 +247,8 @@ static int prepare_slot(shmrpc_client *client, shmrpc__deadline *deadline) {
 }
 
 /* Copies the answer of the call out of the slot. */
-static int take_answer(shmrpc_client *client, void *response,
-                       size_t response_cap, size_t *response_len) {
+SHMRPC__HOT static int take_answer(shmrpc_client *client, void *response,
+                                   size_t response_cap, size_t *response_len) {
   shmrpc__control *control = client->control;
   int32_t status = (int32_t)shmrpc__load32_relaxed(
       (volatile uint32_t *)&control->server.status);
@@ -293,9 +295,10 @@ static int abandon_call(shmrpc_client *client) {
   return answer_ready(client);
 }
 
-int shmrpc_call(shmrpc_client *client, uint32_t method, const void *request,
-                size_t request_len, void *response, size_t response_cap,
-                size_t *response_len, int32_t timeout_ms) {
+SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
+                            const void *request, size_t request_len,
+                            void *response, size_t response_cap,
+                            size_t *response_len, int32_t timeout_ms) {
   shmrpc__deadline deadline;
   shmrpc__control *control;
   uint32_t seq;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "atomic.h"
+#include "compiler.h"
 #include "layout.h"
 #include "os.h"
 #include "shmrpc.h"
@@ -46,6 +47,7 @@ int shmrpc__deadline_expired(shmrpc__deadline *deadline);
 typedef struct shmrpc__spin {
   uint64_t max_ns;     /* configured window; 0 never spins */
   uint64_t window_ns;  /* current window */
+  uint64_t slept_since_ns; /* start of a sleep not judged yet; 0 if none */
 } shmrpc__spin;
 
 /* A spin policy for an option value (-1 = default); never spins on a
@@ -55,7 +57,12 @@ void shmrpc__spin_init(shmrpc__spin *spin, int32_t spin_us);
 /* How shmrpc__wait ended up waiting. */
 enum shmrpc__wait_flags {
   SHMRPC__WAIT_NO_SPIN = 1,      /* go straight to the kernel this time */
-  SHMRPC__WAIT_HEALTH_FIRST = 2  /* call health() before the first sleep too */
+  SHMRPC__WAIT_HEALTH_FIRST = 2, /* call health() before the first sleep too */
+  /* Judge a sleep's length at the next wait rather than on waking: the
+   * first clock read after a long sleep costs about half a microsecond,
+   * which the server would otherwise add to every cold call. The length
+   * judged then includes the work done in between (the handler). */
+  SHMRPC__WAIT_JUDGE_LATER = 4
 };
 
 /*

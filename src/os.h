@@ -122,8 +122,9 @@ void shmrpc__os_event_set(shmrpc__os_service *service,
 
 /*
  * shmrpc__os_event_wait waits up to timeout_ms for the event and resets it.
- * Returns 0 when signalled, SHMRPC_ETIMEDOUT otherwise. It may return 0
- * spuriously: callers re-check the state they wait for.
+ * Returns 0 when signalled, SHMRPC_ETIMEDOUT otherwise. It may return
+ * either early (a spurious wake-up, a signal): callers re-check the state
+ * they wait for and their own deadline.
  */
 int shmrpc__os_event_wait(shmrpc__os_service *service,
                           enum shmrpc__os_event event, int32_t timeout_ms);

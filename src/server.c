@@ -155,7 +155,8 @@ int shmrpc_server_register(shmrpc_server *server, uint32_t method,
   return 0;
 }
 
-int shmrpc_reply_write(shmrpc_reply *reply, const void *data, size_t len) {
+SHMRPC__HOT int shmrpc_reply_write(shmrpc_reply *reply, const void *data,
+                                   size_t len) {
   if (reply == NULL || (data == NULL && len > 0))
     return SHMRPC_EINVAL;
   if (len > reply->server->capacity)
@@ -166,7 +167,7 @@ int shmrpc_reply_write(shmrpc_reply *reply, const void *data, size_t len) {
   return 0;
 }
 
-void *shmrpc_reply_buffer(shmrpc_reply *reply, size_t *capacity) {
+SHMRPC__HOT void *shmrpc_reply_buffer(shmrpc_reply *reply, size_t *capacity) {
   if (reply == NULL)
     return NULL;
   if (capacity != NULL)
@@ -174,7 +175,7 @@ void *shmrpc_reply_buffer(shmrpc_reply *reply, size_t *capacity) {
   return reply->server->response_area;
 }
 
-int shmrpc_reply_commit(shmrpc_reply *reply, size_t len) {
+SHMRPC__HOT int shmrpc_reply_commit(shmrpc_reply *reply, size_t len) {
   if (reply == NULL)
     return SHMRPC_EINVAL;
   if (len > reply->server->capacity)
@@ -201,8 +202,17 @@ int shmrpc_reply_error(shmrpc_reply *reply, int32_t code,
   return code;
 }
 
-static const shmrpc__method *find_method(const shmrpc_server *server,
-                                         uint32_t id) {
+/* An empty reply. message[] is left as it is: message_len says how much of
+ * it counts, and clearing its 255 bytes on every call is not free. */
+SHMRPC__HOT static void reply_init(shmrpc_reply *reply, shmrpc_server *server) {
+  reply->server = server;
+  reply->len = 0;
+  reply->app_code = 0;
+  reply->message_len = 0;
+}
+
+SHMRPC__HOT static const shmrpc__method *
+find_method(const shmrpc_server *server, uint32_t id) {
   size_t i;
   for (i = 0; i < server->method_count; i++) {
     if (server->methods[i].id == id)
@@ -228,8 +238,8 @@ static int32_t list_methods(shmrpc_server *server, shmrpc_reply *reply) {
 
 /* Runs the call whose request (already copied) is in request_copy, and
  * returns its status; the reply holds the response length and error. */
-static int32_t dispatch(shmrpc_server *server, uint32_t method,
-                        size_t request_len, shmrpc_reply *reply) {
+SHMRPC__HOT static int32_t dispatch(shmrpc_server *server, uint32_t method,
+                                    size_t request_len, shmrpc_reply *reply) {
   const shmrpc__method *entry;
   int handler_rc;
 
@@ -255,7 +265,7 @@ static int32_t dispatch(shmrpc_server *server, uint32_t method,
 
 /* Closes call `seq`: its sequence number, stored last, publishes whatever
  * was written for it; then the caller is woken if it sleeps. */
-static void publish_answer(shmrpc_server *server, uint32_t seq) {
+SHMRPC__HOT static void publish_answer(shmrpc_server *server, uint32_t seq) {
   shmrpc__control *control = server->control;
   server->last_answered = seq;
   shmrpc__store32_sc(&control->server.response_seq, seq);
@@ -264,8 +274,8 @@ static void publish_answer(shmrpc_server *server, uint32_t seq) {
 }
 
 /* Writes the answer for call `seq` and publishes it. */
-static void answer(shmrpc_server *server, uint32_t seq, int32_t status,
-                   const shmrpc_reply *reply) {
+SHMRPC__HOT static void answer(shmrpc_server *server, uint32_t seq,
+                               int32_t status, const shmrpc_reply *reply) {
   shmrpc__control *control = server->control;
   size_t message_len = status == SHMRPC_EAPP ? reply->message_len : 0;
   uint32_t response_len = status == 0 ? (uint32_t)reply->len : 0;
@@ -345,14 +355,14 @@ static int repair_control(void *ctx) {
 
 /* A call is waiting when the caller's line shows a posted sequence number
  * this server has not taken yet. */
-static int call_posted(const shmrpc_server *server) {
+SHMRPC__HOT static int call_posted(const shmrpc_server *server) {
   shmrpc__client_line *line = &server->control->client;
   if (shmrpc__load32_sc(&line->call_seq) == server->last_taken)
     return 0;
   return shmrpc__load32_sc(&line->slot_state) == SHMRPC__SLOT_POSTED;
 }
 
-static int request_ready(void *ctx) {
+SHMRPC__HOT static int request_ready(void *ctx) {
   shmrpc_server *server = ctx;
   if (shmrpc__load32_relaxed(&server->stop_requested))
     return SHMRPC_ESHUTDOWN;
@@ -362,7 +372,7 @@ static int request_ready(void *ctx) {
 /* Takes the posted call: publishes taken_seq, then checks that the caller
  * has not withdrawn it meanwhile (see layout.h). Returns 1 if the call is
  * ours to run, 0 if it was withdrawn (it is then answered as such). */
-static int take_call(shmrpc_server *server, uint32_t seq) {
+SHMRPC__HOT static int take_call(shmrpc_server *server, uint32_t seq) {
   shmrpc__control *control = server->control;
   server->last_taken = seq;
   shmrpc__store32_sc(&control->server.taken_seq, seq);
@@ -375,7 +385,8 @@ static int take_call(shmrpc_server *server, uint32_t seq) {
 }
 
 /* Waits for one posted call and answers it. */
-static int serve_one(shmrpc_server *server, shmrpc__deadline *deadline) {
+SHMRPC__HOT static int serve_one(shmrpc_server *server,
+                                 shmrpc__deadline *deadline) {
   shmrpc__control *control = server->control;
   shmrpc_reply reply;
   uint32_t seq, method, request_len;
@@ -388,8 +399,8 @@ static int serve_one(shmrpc_server *server, shmrpc__deadline *deadline) {
     rc = shmrpc__wait(server->service, SHMRPC__EVENT_REQUEST,
                       &control->client.request_sleepers, request_ready,
                       repair_control, server, &server->spin,
-                      SHMRPC__WAIT_HEALTH_FIRST, deadline,
-                      SHMRPC__IDLE_SLICE_MS);
+                      SHMRPC__WAIT_HEALTH_FIRST | SHMRPC__WAIT_JUDGE_LATER,
+                      deadline, SHMRPC__IDLE_SLICE_MS);
     if (rc < 0)
       return rc;
     /* Read each field once, then validate: the caller may be hostile. */
@@ -402,8 +413,7 @@ static int serve_one(shmrpc_server *server, shmrpc__deadline *deadline) {
   method = shmrpc__load32_relaxed(&control->client.method);
   request_len = shmrpc__load32_relaxed(&control->client.request_len);
 
-  memset(&reply, 0, sizeof(reply));
-  reply.server = server;
+  reply_init(&reply, server);
   if (request_len > server->capacity) {
     status = SHMRPC_ETOOBIG;
   } else {
@@ -425,7 +435,7 @@ int shmrpc_server_run_once(shmrpc_server *server, int32_t timeout_ms) {
   return serve_one(server, &deadline);
 }
 
-int shmrpc_server_run(shmrpc_server *server) {
+SHMRPC__HOT int shmrpc_server_run(shmrpc_server *server) {
   shmrpc__deadline forever = shmrpc__deadline_in(SHMRPC_INFINITE);
   int rc;
   if (server == NULL)
@@ -472,8 +482,7 @@ void shmrpc_server_destroy(shmrpc_server *server) {
     uint32_t seq = shmrpc__load32(&control->client.call_seq);
     if (take_call(server, seq)) {
       shmrpc_reply reply;
-      memset(&reply, 0, sizeof(reply));
-      reply.server = server;
+      reply_init(&reply, server);
       answer(server, seq, SHMRPC_ESHUTDOWN, &reply);
     }
   }

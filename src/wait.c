@@ -4,7 +4,7 @@
 
 #include "core.h"
 
-shmrpc__deadline shmrpc__deadline_in(int32_t timeout_ms) {
+SHMRPC__HOT shmrpc__deadline shmrpc__deadline_in(int32_t timeout_ms) {
   shmrpc__deadline deadline;
   deadline.end_ns = 0;
   deadline.timeout_ms = timeout_ms;
@@ -12,7 +12,8 @@ shmrpc__deadline shmrpc__deadline_in(int32_t timeout_ms) {
   return deadline;
 }
 
-void shmrpc__deadline_arm(shmrpc__deadline *deadline, uint64_t now_ns) {
+SHMRPC__HOT void shmrpc__deadline_arm(shmrpc__deadline *deadline,
+                                      uint64_t now_ns) {
   if (deadline->armed)
     return;
   deadline->armed = 1;
@@ -20,7 +21,7 @@ void shmrpc__deadline_arm(shmrpc__deadline *deadline, uint64_t now_ns) {
     deadline->end_ns = now_ns + (uint64_t)deadline->timeout_ms * 1000000u;
 }
 
-int shmrpc__deadline_expired(shmrpc__deadline *deadline) {
+SHMRPC__HOT int shmrpc__deadline_expired(shmrpc__deadline *deadline) {
   uint64_t now;
   if (deadline->timeout_ms < 0)
     return 0;
@@ -29,7 +30,8 @@ int shmrpc__deadline_expired(shmrpc__deadline *deadline) {
   return now >= deadline->end_ns;
 }
 
-int32_t shmrpc__deadline_slice(shmrpc__deadline *deadline, int32_t cap_ms) {
+SHMRPC__HOT int32_t shmrpc__deadline_slice(shmrpc__deadline *deadline,
+                                           int32_t cap_ms) {
   uint64_t now, left_ms;
   if (deadline->timeout_ms < 0)
     return cap_ms;
@@ -52,6 +54,7 @@ void shmrpc__spin_init(shmrpc__spin *spin, int32_t spin_us) {
     spin_us = SHMRPC__DEFAULT_SPIN_US;
   spin->max_ns = n < 2 ? 0 : (uint64_t)spin_us * 1000u;
   spin->window_ns = spin->max_ns;
+  spin->slept_since_ns = 0;
 }
 
 /* The smallest window worth trying again: below it a spin costs more in
@@ -64,8 +67,8 @@ static int sleep_until(shmrpc__os_service *service, enum shmrpc__os_event event,
                        shmrpc__deadline *deadline, int32_t slice_ms);
 
 /* Spins up to the window; returns ready()'s result, or 0 if it ran out. */
-static int spin_until(int (*ready)(void *ctx), void *ctx, uint64_t window_ns,
-                      uint64_t start_ns) {
+SHMRPC__HOT static int spin_until(int (*ready)(void *ctx), void *ctx,
+                                  uint64_t window_ns, uint64_t start_ns) {
   uint64_t spin_end = start_ns + window_ns;
   unsigned spins = 0;
   for (;;) {
@@ -80,23 +83,43 @@ static int spin_until(int (*ready)(void *ctx), void *ctx, uint64_t window_ns,
   }
 }
 
+/* A wait outlasted the spin and slept for slept_ns. If it ended soon after
+ * the window, a full window would have caught it: use one. If it took much
+ * longer (a slow handler, a peer without a CPU), spin less next time. */
+SHMRPC__HOT static void judge_sleep(shmrpc__spin *spin, uint64_t slept_ns) {
+  if (slept_ns <= 2 * spin->max_ns) {
+    spin->window_ns = spin->max_ns;
+  } else {
+    spin->window_ns /= 2;
+    if (spin->window_ns < SHMRPC__SPIN_FLOOR_NS)
+      spin->window_ns = SHMRPC__SPIN_FLOOR_NS;
+  }
+}
+
 /* Checks made before the first clock read: an active peer usually answers
  * within them, and a clock read costs as much as a dozen checks. */
 #define SHMRPC__QUICK_CHECKS 64
 
-int shmrpc__wait(shmrpc__os_service *service, enum shmrpc__os_event event,
-                 volatile uint32_t *sleepers, int (*ready)(void *ctx),
-                 int (*health)(void *ctx), void *ctx, shmrpc__spin *spin,
-                 int flags, shmrpc__deadline *deadline, int32_t slice_ms) {
+SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
+                             enum shmrpc__os_event event,
+                             volatile uint32_t *sleepers,
+                             int (*ready)(void *ctx), int (*health)(void *ctx),
+                             void *ctx, shmrpc__spin *spin, int flags,
+                             shmrpc__deadline *deadline, int32_t slice_ms) {
   /* After long sleeps the window is at its floor, which means "do not
    * spin": go to the kernel without delay, leaving the CPU to the peer just
    * woken. A wait that then ends soon after restores the full window. */
-  int spinning = !(flags & SHMRPC__WAIT_NO_SPIN) &&
-                 spin->window_ns > SHMRPC__SPIN_FLOOR_NS;
-  int result = ready(ctx);
-  uint64_t start;
+  int spinning, result = ready(ctx);
+  uint64_t start = 0;
   if (result != 0)
     return result;
+  if (spin->slept_since_ns != 0) {
+    start = shmrpc__os_now_ns();
+    judge_sleep(spin, start - spin->slept_since_ns);
+    spin->slept_since_ns = 0;
+  }
+  spinning = !(flags & SHMRPC__WAIT_NO_SPIN) &&
+             spin->window_ns > SHMRPC__SPIN_FLOOR_NS;
   if (spinning) {
     int i;
     for (i = 0; i < SHMRPC__QUICK_CHECKS; i++) {
@@ -107,7 +130,8 @@ int shmrpc__wait(shmrpc__os_service *service, enum shmrpc__os_event event,
     }
   }
 
-  start = shmrpc__os_now_ns();
+  if (start == 0)
+    start = shmrpc__os_now_ns();
   shmrpc__deadline_arm(deadline, start);
   if (spinning) {
     result = spin_until(ready, ctx, spin->window_ns, start);
@@ -123,24 +147,19 @@ int shmrpc__wait(shmrpc__os_service *service, enum shmrpc__os_event event,
   result = sleep_until(service, event, sleepers, ready, health, ctx, flags,
                        deadline, slice_ms);
   if (!(flags & SHMRPC__WAIT_NO_SPIN) && spin->max_ns > 0) {
-    /* The wait outlasted the spin. If it ended soon after, a full window
-     * would have caught it: use one. If it took much longer (a slow
-     * handler, a peer without a CPU), spin less next time. */
-    if (shmrpc__os_now_ns() - start <= 2 * spin->max_ns) {
-      spin->window_ns = spin->max_ns;
-    } else {
-      spin->window_ns /= 2;
-      if (spin->window_ns < SHMRPC__SPIN_FLOOR_NS)
-        spin->window_ns = SHMRPC__SPIN_FLOOR_NS;
-    }
+    if (flags & SHMRPC__WAIT_JUDGE_LATER)
+      spin->slept_since_ns = start;
+    else
+      judge_sleep(spin, shmrpc__os_now_ns() - start);
   }
   return result;
 }
 
-static int sleep_until(shmrpc__os_service *service, enum shmrpc__os_event event,
-                       volatile uint32_t *sleepers, int (*ready)(void *ctx),
-                       int (*health)(void *ctx), void *ctx, int flags,
-                       shmrpc__deadline *deadline, int32_t slice_ms) {
+SHMRPC__HOT static int
+sleep_until(shmrpc__os_service *service, enum shmrpc__os_event event,
+            volatile uint32_t *sleepers, int (*ready)(void *ctx),
+            int (*health)(void *ctx), void *ctx, int flags,
+            shmrpc__deadline *deadline, int32_t slice_ms) {
   int result;
   if ((flags & SHMRPC__WAIT_HEALTH_FIRST) && health != NULL) {
     result = health(ctx);

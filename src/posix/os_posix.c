@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "../atomic.h"
+#include "../compiler.h"
 #include "../os.h"
 
 #define POSIX_MAGIC 0x58535053u /* "SPSX" */
@@ -446,7 +447,8 @@ static struct timespec deadline_after_ms(clockid_t clock, int32_t ms) {
   return ts;
 }
 
-int shmrpc__os_slot_lock(shmrpc__os_service *service, int32_t timeout_ms) {
+SHMRPC__HOT int shmrpc__os_slot_lock(shmrpc__os_service *service,
+                                     int32_t timeout_ms) {
   pthread_mutex_t *mutex = &service->prefix->slot.mutex;
   int rc;
   if (timeout_ms < 0) {
@@ -478,46 +480,40 @@ int shmrpc__os_slot_lock(shmrpc__os_service *service, int32_t timeout_ms) {
   }
 }
 
-void shmrpc__os_slot_unlock(shmrpc__os_service *service) {
+SHMRPC__HOT void shmrpc__os_slot_unlock(shmrpc__os_service *service) {
   pthread_mutex_unlock(&service->prefix->slot.mutex);
 }
 
-static long futex(volatile uint32_t *word, int op, uint32_t value,
-                  const struct timespec *timeout) {
+SHMRPC__HOT static long futex(volatile uint32_t *word, int op, uint32_t value,
+                              const struct timespec *timeout) {
   /* Never FUTEX_PRIVATE_FLAG: the word is shared between processes. */
   return syscall(SYS_futex, word, op, value, timeout, NULL, 0);
 }
 
-void shmrpc__os_event_set(shmrpc__os_service *service,
-                          enum shmrpc__os_event event) {
+SHMRPC__HOT void shmrpc__os_event_set(shmrpc__os_service *service,
+                                      enum shmrpc__os_event event) {
   volatile uint32_t *word = &service->prefix->events[event][0];
   if (shmrpc__xchg32(word, 1) == 0)
     futex(word, FUTEX_WAKE, 1, NULL);
 }
 
-int shmrpc__os_event_wait(shmrpc__os_service *service,
-                          enum shmrpc__os_event event, int32_t timeout_ms) {
+SHMRPC__HOT int shmrpc__os_event_wait(shmrpc__os_service *service,
+                                      enum shmrpc__os_event event,
+                                      int32_t timeout_ms) {
   volatile uint32_t *word = &service->prefix->events[event][0];
-  uint64_t end_ns = shmrpc__os_now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
-  for (;;) {
-    struct timespec relative;
-    uint64_t now;
-    if (shmrpc__xchg32(word, 0) != 0)
-      return 0;
-    if (timeout_ms < 0) {
-      futex(word, FUTEX_WAIT, 0, NULL);
-      continue;
-    }
-    now = shmrpc__os_now_ns();
-    if (now >= end_ns)
-      return SHMRPC_ETIMEDOUT;
-    relative.tv_sec = (time_t)((end_ns - now) / 1000000000u);
-    relative.tv_nsec = (long)((end_ns - now) % 1000000000u);
-    futex(word, FUTEX_WAIT, 0, &relative);
-  }
+  struct timespec relative;
+  if (shmrpc__xchg32(word, 0) != 0)
+    return 0;
+  /* One FUTEX_WAIT with the relative timeout as given: no clock read, which
+   * after a long sleep would cost the woken side half a microsecond. A
+   * signal may end it early; the caller's deadline loop covers that. */
+  relative.tv_sec = timeout_ms / 1000;
+  relative.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+  futex(word, FUTEX_WAIT, 0, timeout_ms < 0 ? NULL : &relative);
+  return shmrpc__xchg32(word, 0) != 0 ? 0 : SHMRPC_ETIMEDOUT;
 }
 
-uint64_t shmrpc__os_now_ns(void) {
+SHMRPC__HOT uint64_t shmrpc__os_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
