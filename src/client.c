@@ -357,6 +357,7 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
    * answer: then spinning for the answer only burns the CPU it needs. */
   wait_flags = 0;
   if (shmrpc__load32_sc(&control->client.request_sleepers) != 0) {
+    shmrpc__store32_relaxed(&control->client.request_sleepers, 0u);
     shmrpc__os_event_set(client->service, SHMRPC__EVENT_REQUEST);
     wait_flags = SHMRPC__WAIT_NO_SPIN;
   }

@@ -14,7 +14,8 @@
  * Each line has one writer, so the hot path moves each line once per call.
  * The caller that holds the slot mutex writes the client line; the server
  * writes the server line. (Each side also raises a "sleepers" flag in the
- * other's line, but only on its way into the kernel.)
+ * other's line, but only on its way into the kernel; the side that wakes it
+ * lowers the flag, in its own line.)
  *
  *   client: slot_state (FREE or POSTED), call_seq, method, request_len
  *   server: taken_seq (the call it took), response_seq (the call answered)

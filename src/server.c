@@ -269,8 +269,10 @@ SHMRPC__HOT static void publish_answer(shmrpc_server *server, uint32_t seq) {
   shmrpc__control *control = server->control;
   server->last_answered = seq;
   shmrpc__store32_sc(&control->server.response_seq, seq);
-  if (shmrpc__load32_sc(&control->server.response_sleepers) != 0)
+  if (shmrpc__load32_sc(&control->server.response_sleepers) != 0) {
+    shmrpc__store32_relaxed(&control->server.response_sleepers, 0u);
     shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
+  }
 }
 
 /* Writes the answer for call `seq` and publishes it. */

@@ -182,7 +182,11 @@ sleep_until(shmrpc__os_service *service, enum shmrpc__os_event event,
       (void)shmrpc__os_event_wait(service, event, slice);
       result = ready(ctx);
     }
-    shmrpc__store32_sc(sleepers, 0u);
+    /* A peer that wakes us lowers the flag itself, on its own line; we
+     * lower it only if it is still up (a timeout, or no sleep at all), so
+     * a wake-up costs us no write to the peer's line. */
+    if (shmrpc__load32_relaxed(sleepers) != 0)
+      shmrpc__store32_sc(sleepers, 0u);
     if (result != 0)
       return result;
     if (health != NULL) {
