@@ -159,4 +159,7 @@ void bench_error(const char *format, ...)
 void bench_sort(uint64_t *samples, size_t n);
 uint64_t bench_quantile(const uint64_t *sorted, size_t n, double q);
 
+/* Sorts the n samples and fills out's p50, p99, p99.9 and max from them. */
+void bench_latencies(bench_result *out, uint64_t *samples, size_t n);
+
 #endif /* SHMRPC_BENCH_H */

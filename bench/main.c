@@ -346,7 +346,6 @@ static size_t smallest_size(const bench_config *config) {
   return smallest;
 }
 
-/* Starts a server, runs the clients of spec, stops the server, records. */
 /* Starts a server, runs the clients of spec against it and stops it. */
 static int run_once(const bench_transport *transport, const char *test,
                     const bench_run_spec *spec, size_t max_size,
@@ -371,6 +370,7 @@ static int run_once(const bench_transport *transport, const char *test,
   return 0;
 }
 
+/* run_once, then records the result in the report. */
 static void measure(bench_report *report, const bench_transport *transport,
                     const char *test, const bench_run_spec *spec,
                     size_t max_size) {
@@ -434,16 +434,12 @@ static void measure_cold(bench_report *report, const bench_config *config,
     }
     bench_result result;
     memset(&result, 0, sizeof result);
-    bench_sort(samples[t], total);
+    bench_latencies(&result, samples[t], total);
     result.test = "cold";
     result.transport = cold[t]->name;
     result.size = size;
     result.clients = 1;
     result.calls = total;
-    result.p50_ns = bench_quantile(samples[t], total, 0.50);
-    result.p99_ns = bench_quantile(samples[t], total, 0.99);
-    result.p999_ns = bench_quantile(samples[t], total, 0.999);
-    result.max_ns = total ? samples[t][total - 1] : 0;
     result.min_client_calls = total;
     result.max_client_calls = total;
     bench_report_add(report, &result);

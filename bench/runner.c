@@ -486,17 +486,13 @@ static int summarise(const bench_run_spec *spec, const bench_run_area *area,
            area->clients[i].recorded * sizeof *all);
     n += area->clients[i].recorded;
   }
-  bench_sort(all, n);
+  bench_latencies(out, all, n);
   if (spec->samples_out != NULL) {
     memcpy(spec->samples_out, all, n * sizeof *all);
   }
   out->size = spec->size;
   out->clients = spec->clients;
   out->calls = total_calls;
-  out->p50_ns = bench_quantile(all, n, 0.50);
-  out->p99_ns = bench_quantile(all, n, 0.99);
-  out->p999_ns = bench_quantile(all, n, 0.999);
-  out->max_ns = n ? all[n - 1] : 0;
   free(all);
   if (spec->mode != BENCH_MODE_COLD && longest_ns > 0) {
     out->calls_per_s = (double)total_calls * 1e9 / (double)longest_ns;

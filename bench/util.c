@@ -68,3 +68,11 @@ uint64_t bench_quantile(const uint64_t *sorted, size_t n, double q) {
   }
   return sorted[index - 1];
 }
+
+void bench_latencies(bench_result *out, uint64_t *samples, size_t n) {
+  bench_sort(samples, n);
+  out->p50_ns = bench_quantile(samples, n, 0.50);
+  out->p99_ns = bench_quantile(samples, n, 0.99);
+  out->p999_ns = bench_quantile(samples, n, 0.999);
+  out->max_ns = n ? samples[n - 1] : 0;
+}
