@@ -346,15 +346,18 @@ static size_t smallest_size(const bench_config *config) {
   return smallest;
 }
 
-/* Starts a server, runs the clients of spec against it and stops it. */
+/* Starts a server, runs the clients of spec against it and stops it. With
+ * `announce`, says on stderr what it is about to run. */
 static int run_once(const bench_transport *transport, const char *test,
-                    const bench_run_spec *spec, size_t max_size,
+                    const bench_run_spec *spec, size_t max_size, int announce,
                     bench_result *result) {
   bench_server server;
   memset(result, 0, sizeof *result);
-  fprintf(stderr, "shmrpc_bench: %-7s %-10s %8zu B  %d client%s ...\n", test,
-          transport->name, spec->size, spec->clients,
-          spec->clients == 1 ? "" : "s");
+  if (announce) {
+    fprintf(stderr, "shmrpc_bench: %-7s %-10s %8zu B  %d client%s ...\n", test,
+            transport->name, spec->size, spec->clients,
+            spec->clients == 1 ? "" : "s");
+  }
   if (bench_server_start(transport, max_size, &server) != 0) {
     return -1;
   }
@@ -375,80 +378,106 @@ static void measure(bench_report *report, const bench_transport *transport,
                     const char *test, const bench_run_spec *spec,
                     size_t max_size) {
   bench_result result;
-  if (run_once(transport, test, spec, max_size, &result) != 0) {
+  if (run_once(transport, test, spec, max_size, 1, &result) != 0) {
     report->failed = 1;
     return;
   }
   bench_report_add(report, &result);
 }
 
-/* Cold calls take long and the machine's load drifts meanwhile. So that a
- * drift hits every transport alike, they take turns in rounds of
- * COLD_ROUND_CALLS calls (each round on a fresh server, after a warm-up);
- * each transport's rounds are then summarised together. */
-#define COLD_ROUND_CALLS 5
+/* One transport's share of measure_rounds. */
+typedef struct round_tally {
+  const bench_transport *transport;
+  uint64_t *samples; /* room for the calls asked of every round */
+  uint64_t recorded; /* samples so far */
+  double elapsed_s;  /* time the recorded calls took, for calls/s */
+} round_tally;
 
-static void measure_cold(bench_report *report, const bench_config *config,
-                         size_t size) {
-  const bench_transport *cold[] = {&bench_transport_shmrpc,
-                                   &bench_transport_shm_futex};
-  enum { COLD_TRANSPORTS = sizeof cold / sizeof cold[0] };
-  uint64_t *samples[COLD_TRANSPORTS] = {NULL};
-  uint64_t done = 0;
-  uint64_t total = (uint64_t)config->cold_calls;
-  for (size_t t = 0; t < COLD_TRANSPORTS; t++) {
-    samples[t] = malloc(total * sizeof *samples[t]);
-    if (samples[t] == NULL) {
+/*
+ * A one-client test of `transports`, a few seconds each. The speed of a
+ * shared virtual machine drifts over seconds (load, where the host runs its
+ * CPUs), so measuring the transports one after the other lets a drift land
+ * on one side of a ratio only. Instead they take turns: `rounds` rounds,
+ * each running every transport for its share of spec->calls (and of the
+ * time cap) on a fresh server after a warm-up. Each transport's rounds are
+ * summarised together.
+ */
+static void measure_rounds(bench_report *report, const bench_config *config,
+                           const char *test,
+                           const bench_transport *const *transports,
+                           size_t transport_count, const bench_run_spec *spec,
+                           uint64_t rounds) {
+  round_tally tally[8];
+  size_t count = 0;
+  uint64_t per_round = (spec->calls + rounds - 1) / rounds;
+  for (size_t t = 0; t < transport_count && count < 8; t++) {
+    if (!listed(config->transports, transports[t]->name)) {
+      continue;
+    }
+    memset(&tally[count], 0, sizeof tally[count]);
+    tally[count].transport = transports[t];
+    tally[count].samples = malloc(per_round * rounds * sizeof(uint64_t));
+    if (tally[count].samples == NULL) {
       bench_error("out of memory");
       report->failed = 1;
       goto done;
     }
+    count++;
   }
-  while (done < total) {
-    uint64_t calls = total - done < COLD_ROUND_CALLS ? total - done
-                                                     : COLD_ROUND_CALLS;
-    for (size_t t = 0; t < COLD_TRANSPORTS; t++) {
-      if (!listed(config->transports, cold[t]->name)) {
-        continue;
+  for (uint64_t r = 0; r < rounds; r++) {
+    for (size_t t = 0; t < count; t++) {
+      bench_run_spec round = *spec;
+      bench_result result;
+      if (r * per_round >= spec->calls) {
+        break; /* the calls ran out before the rounds */
       }
-      bench_run_spec spec;
-      bench_result ignored;
-      memset(&spec, 0, sizeof spec);
-      spec.mode = BENCH_MODE_COLD;
-      spec.size = size;
-      spec.clients = 1;
-      spec.calls = calls;
-      spec.warmup = 100;
-      spec.gap_ms = config->cold_gap_ms;
-      spec.samples_out = samples[t] + done;
-      if (run_once(cold[t], "cold", &spec, size, &ignored) != 0) {
+      round.calls = spec->calls - r * per_round < per_round
+                        ? spec->calls - r * per_round
+                        : per_round;
+      round.time_cap_ms = spec->time_cap_ms / (int64_t)rounds;
+      if (spec->time_cap_ms > 0 && round.time_cap_ms == 0) {
+        round.time_cap_ms = 1;
+      }
+      round.samples_out = tally[t].samples + tally[t].recorded;
+      if (run_once(tally[t].transport, test, &round, spec->size, r == 0,
+                   &result) != 0) {
         report->failed = 1;
         goto done;
       }
+      tally[t].recorded += result.calls;
+      if (result.calls_per_s > 0) {
+        tally[t].elapsed_s += (double)result.calls / result.calls_per_s;
+      }
     }
-    done += calls;
   }
-  for (size_t t = 0; t < COLD_TRANSPORTS; t++) {
-    if (!listed(config->transports, cold[t]->name)) {
-      continue;
-    }
+  for (size_t t = 0; t < count; t++) {
     bench_result result;
     memset(&result, 0, sizeof result);
-    bench_latencies(&result, samples[t], total);
-    result.test = "cold";
-    result.transport = cold[t]->name;
-    result.size = size;
+    bench_latencies(&result, tally[t].samples, tally[t].recorded);
+    result.test = test;
+    result.transport = tally[t].transport->name;
+    result.size = spec->size;
     result.clients = 1;
-    result.calls = total;
-    result.min_client_calls = total;
-    result.max_client_calls = total;
+    result.calls = tally[t].recorded;
+    result.min_client_calls = tally[t].recorded;
+    result.max_client_calls = tally[t].recorded;
+    if (tally[t].elapsed_s > 0) {
+      result.calls_per_s = (double)tally[t].recorded / tally[t].elapsed_s;
+      result.mb_per_s = result.calls_per_s * 2.0 * (double)spec->size / 1e6;
+    }
     bench_report_add(report, &result);
   }
 done:
-  for (size_t t = 0; t < COLD_TRANSPORTS; t++) {
-    free(samples[t]);
+  for (size_t t = 0; t < count; t++) {
+    free(tally[t].samples);
   }
 }
+
+/* Rounds of the latency test: enough that a drift is shared, few enough
+ * that server start-up stays a small part of the run. */
+#define LATENCY_ROUNDS 8
+/* Calls per round of the cold test: each takes cold_gap_ms. */
+#define COLD_ROUND_CALLS 5
 
 /* CPU use of a shmrpc server that has served a few calls and then has no
  * callers. */
@@ -523,27 +552,33 @@ int main(int argc, char **argv) {
 
   if (listed(config.tests, "latency")) {
     for (int s = 0; s < config.size_count; s++) {
-      for (size_t t = 0; t < TRANSPORT_COUNT; t++) {
-        const bench_transport *transport = all_transports[t];
-        if (!listed(config.transports, transport->name)) {
-          continue;
-        }
-        bench_run_spec spec;
-        memset(&spec, 0, sizeof spec);
-        spec.mode = BENCH_MODE_CALLS;
-        spec.size = config.sizes[s];
-        spec.clients = 1;
-        spec.calls =
-            config.calls ? config.calls : default_calls(&config, spec.size);
-        spec.warmup = warmup_for(spec.calls);
-        spec.time_cap_ms = config.calls ? 0 : (config.quick ? 400 : 2500);
-        measure(&report, transport, "latency", &spec, spec.size);
-      }
+      bench_run_spec spec;
+      memset(&spec, 0, sizeof spec);
+      spec.mode = BENCH_MODE_CALLS;
+      spec.size = config.sizes[s];
+      spec.clients = 1;
+      spec.calls =
+          config.calls ? config.calls : default_calls(&config, spec.size);
+      spec.warmup = warmup_for(spec.calls / LATENCY_ROUNDS);
+      spec.time_cap_ms = config.calls ? 0 : (config.quick ? 400 : 2500);
+      measure_rounds(&report, &config, "latency", all_transports,
+                     TRANSPORT_COUNT, &spec, LATENCY_ROUNDS);
     }
   }
 
   if (listed(config.tests, "cold")) {
-    measure_cold(&report, &config, small);
+    static const bench_transport *const cold[] = {&bench_transport_shmrpc,
+                                                  &bench_transport_shm_futex};
+    bench_run_spec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.mode = BENCH_MODE_COLD;
+    spec.size = small;
+    spec.clients = 1;
+    spec.calls = (uint64_t)config.cold_calls;
+    spec.warmup = 100;
+    spec.gap_ms = config.cold_gap_ms;
+    measure_rounds(&report, &config, "cold", cold, 2, &spec,
+                   (spec.calls + COLD_ROUND_CALLS - 1) / COLD_ROUND_CALLS);
   }
 
   if (listed(config.tests, "multi") &&
