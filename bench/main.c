@@ -62,7 +62,7 @@ static void usage(FILE *out) {
           "2000, quick 500)\n"
           "  --idle-ms N        length of the idle measurement (default "
           "5000, quick 2000)\n"
-          "  --cold-calls N     calls of the cold test (default 20)\n"
+          "  --cold-calls N     calls of the cold test (default 60, quick 20)\n"
           "  --transports LIST  of shmrpc,shm-spin,shm-futex,unix,pipe "
           "(default all)\n"
           "  --tests LIST       of latency,cold,multi,idle (default all)\n"
@@ -157,6 +157,7 @@ static int parse_args(int argc, char **argv, bench_config *config) {
   char items[BENCH_MAX_LIST][32];
   int durations_set = 0;
   int idle_set = 0;
+  int cold_set = 0;
   memset(config, 0, sizeof *config);
   config->sizes[0] = 8;
   config->sizes[1] = 4096;
@@ -170,7 +171,7 @@ static int parse_args(int argc, char **argv, bench_config *config) {
   config->client_count = 4;
   config->duration_ms = 2000;
   config->idle_ms = 5000;
-  config->cold_calls = 20;
+  config->cold_calls = 60;
   config->cold_gap_ms = 100;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
@@ -258,6 +259,7 @@ static int parse_args(int argc, char **argv, bench_config *config) {
         return -1;
       }
       config->cold_calls = (int)number;
+      cold_set = 1;
     } else if (strcmp(arg, "--transports") == 0) {
       snprintf(config->transports, sizeof config->transports, "%s", value);
       int count = split_list(value, items);
@@ -308,6 +310,9 @@ static int parse_args(int argc, char **argv, bench_config *config) {
   }
   if (config->quick && !idle_set) {
     config->idle_ms = 2000;
+  }
+  if (config->quick && !cold_set) {
+    config->cold_calls = 20;
   }
   return 0;
 }
