@@ -284,6 +284,23 @@ static void expect_one_error_line(const tool_run *run) {
   assert_memory_equal(run->out, "shmrpc: ", 8);
 }
 
+/* `clean NAME` finds nothing of NAME and says so, in text and in JSON;
+ * that is not an error. */
+static void expect_nothing_to_clean(const char *name) {
+  tool_run run;
+  char expected[256];
+  run_tool(&run, 0, "clean %s", name);
+  assert_int_equal(run.exit_code, 0);
+  expect_contains(run.out, "nothing to remove");
+  run_tool(&run, 0, "clean --json %s", name);
+  assert_int_equal(run.exit_code, 0);
+  snprintf(expected, sizeof(expected),
+           "{\"removed\":[],\"skipped\":[],\"absent\":[{\"name\":\"%s\"}],"
+           "\"failed\":[]}\n",
+           name);
+  assert_string_equal(run.out, expected);
+}
+
 static void wait_until_dead(const char *name) {
   int64_t end = test_now_ms() + T_READY_MS;
   for (;;) {
@@ -662,16 +679,7 @@ static void test_clean(void **state) {
   assert_false(find_line(run.out, name, line, sizeof(line)));
 
   /* Again: nothing left, which is not an error. */
-  run_tool(&run, 0, "clean %s", name);
-  assert_int_equal(run.exit_code, 0);
-  expect_contains(run.out, "nothing to remove");
-  run_tool(&run, 0, "clean --json %s", name);
-  assert_int_equal(run.exit_code, 0);
-  snprintf(expected, sizeof(expected),
-           "{\"removed\":[],\"skipped\":[],\"absent\":[{\"name\":\"%s\"}],"
-           "\"failed\":[]}\n",
-           name);
-  assert_string_equal(run.out, expected);
+  expect_nothing_to_clean(name);
 
   /* --json names what it removed, with the dead server's pid. */
   server = test_spawn_server(json_name, "4096");
@@ -733,16 +741,7 @@ static void test_clean(void **state) {
   assert_int_equal(run.exit_code, 1);
   expect_one_error_line(&run);
   expect_contains(run.out, "no service named");
-  run_tool(&run, 0, "clean %s", name);
-  assert_int_equal(run.exit_code, 0);
-  expect_contains(run.out, "nothing to remove");
-  run_tool(&run, 0, "clean --json %s", name);
-  assert_int_equal(run.exit_code, 0);
-  snprintf(expected, sizeof(expected),
-           "{\"removed\":[],\"skipped\":[],\"absent\":[{\"name\":\"%s\"}],"
-           "\"failed\":[]}\n",
-           name);
-  assert_string_equal(run.out, expected);
+  expect_nothing_to_clean(name);
 
   /* Killed while this process holds its names through a client: stale. */
   server = test_spawn_server(held_name, "4096");
@@ -790,9 +789,7 @@ static void test_clean(void **state) {
   run_tool(&run, 1, "stat %s", held_name);
   assert_int_equal(run.exit_code, 1);
   expect_one_error_line(&run);
-  run_tool(&run, 0, "clean %s", held_name);
-  assert_int_equal(run.exit_code, 0);
-  expect_contains(run.out, "nothing to remove");
+  expect_nothing_to_clean(held_name);
 
   clean_refuses_live();
 }
