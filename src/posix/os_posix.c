@@ -101,24 +101,24 @@ static int errno_to_error(int err) {
 
 /* The liveness lock: a write lock on byte 0, owned by the open file
  * description (not by a thread, and not shared with the client's fds). */
+static void liveness_range(struct flock *lock) {
+  memset(lock, 0, sizeof(*lock));
+  lock->l_type = F_WRLCK;
+  lock->l_whence = SEEK_SET;
+  lock->l_start = 0;
+  lock->l_len = 1;
+}
+
 static int liveness_lock(int fd) {
   struct flock lock;
-  memset(&lock, 0, sizeof(lock));
-  lock.l_type = F_WRLCK;
-  lock.l_whence = SEEK_SET;
-  lock.l_start = 0;
-  lock.l_len = 1;
+  liveness_range(&lock);
   return fcntl(fd, F_OFD_SETLK, &lock);
 }
 
 /* 1 if some other open file description holds the liveness lock. */
 static int liveness_held(int fd) {
   struct flock lock;
-  memset(&lock, 0, sizeof(lock));
-  lock.l_type = F_WRLCK;
-  lock.l_whence = SEEK_SET;
-  lock.l_start = 0;
-  lock.l_len = 1;
+  liveness_range(&lock);
   if (fcntl(fd, F_OFD_GETLK, &lock) != 0)
     return 0;
   return lock.l_type != F_UNLCK;
