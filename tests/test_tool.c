@@ -721,7 +721,6 @@ static void wait_until_gone(const char *name) {
 static void test_clean(void **state) {
   const char *name = test_service_name("clean");
   const char *held_name = test_service_name("cleanheld");
-  char expected[256];
   shmrpc_service_info info;
   shmrpc_client *client = NULL;
   test_server_thread next;
