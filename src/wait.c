@@ -109,7 +109,7 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
   /* After long sleeps the window is at its floor, which means "do not
    * spin": go to the kernel without delay, leaving the CPU to the peer just
    * woken. A wait that then ends soon after restores the full window. */
-  int spinning, result = ready(ctx);
+  int spinning, judging, result = ready(ctx);
   uint64_t start = 0;
   if (result != 0)
     return result;
@@ -118,8 +118,11 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
     judge_sleep(spin, start - spin->slept_since_ns);
     spin->slept_since_ns = 0;
   }
-  spinning = !(flags & SHMRPC__WAIT_NO_SPIN) &&
-             spin->window_ns > SHMRPC__SPIN_FLOOR_NS;
+  /* A wait that can spin learns from how long it then sleeps; any other
+   * goes to the kernel without reading the clock here (sleep_until arms
+   * the deadline with the one read it needs). */
+  judging = !(flags & SHMRPC__WAIT_NO_SPIN) && spin->max_ns > 0;
+  spinning = judging && spin->window_ns > SHMRPC__SPIN_FLOOR_NS;
   if (spinning) {
     int i;
     for (i = 0; i < SHMRPC__QUICK_CHECKS; i++) {
@@ -130,9 +133,11 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
     }
   }
 
-  if (start == 0)
-    start = shmrpc__os_now_ns();
-  shmrpc__deadline_arm(deadline, start);
+  if (judging) {
+    if (start == 0)
+      start = shmrpc__os_now_ns();
+    shmrpc__deadline_arm(deadline, start);
+  }
   if (spinning) {
     result = spin_until(ready, ctx, spin->window_ns, start);
     if (result != 0) {
@@ -146,7 +151,7 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
 
   result = sleep_until(service, event, sleepers, ready, health, ctx, flags,
                        deadline, slice_ms);
-  if (!(flags & SHMRPC__WAIT_NO_SPIN) && spin->max_ns > 0) {
+  if (judging) {
     if (flags & SHMRPC__WAIT_JUDGE_LATER)
       spin->slept_since_ns = start;
     else
