@@ -5,18 +5,19 @@
 #include "core.h"
 
 struct shmrpc_client {
-  char name[SHMRPC_NAME_MAX + 1];
-  int global_namespace;
-  shmrpc__spin spin;            /* adaptive spin while waiting */
+  /* What a call uses first, so that it fits one or two cache lines. */
+  shmrpc__control *control;     /* start of the area; NULL disconnected */
   shmrpc__os_service *service;  /* NULL while disconnected */
-  shmrpc__control *control;     /* start of the area */
   unsigned char *request_area;  /* in shared memory */
   unsigned char *response_area; /* in shared memory: untrusted */
   uint32_t capacity;            /* validated when connecting */
-  uint64_t generation;          /* of the server connected to */
   uint32_t waiting_seq;         /* the call being waited for */
-  int32_t app_code;             /* of the last SHMRPC_EAPP */
-  char app_message[SHMRPC_MESSAGE_MAX + 1];
+  uint64_t generation;          /* of the server connected to */
+  shmrpc__spin spin;            /* adaptive spin while waiting */
+  int32_t app_code;             /* of the last call; 0 unless SHMRPC_EAPP */
+  int global_namespace;
+  char name[SHMRPC_NAME_MAX + 1];
+  char app_message[SHMRPC_MESSAGE_MAX + 1]; /* valid while app_code != 0 */
 };
 
 void shmrpc_client_options_init(shmrpc_client_options *options) {
@@ -131,9 +132,10 @@ size_t shmrpc_client_capacity(const shmrpc_client *client) {
 
 int32_t shmrpc_client_app_error(const shmrpc_client *client,
                                 const char **message) {
+  int32_t code = client == NULL ? 0 : client->app_code;
   if (message != NULL)
-    *message = client == NULL ? "" : client->app_message;
-  return client == NULL ? 0 : client->app_code;
+    *message = code != 0 ? client->app_message : "";
+  return code;
 }
 
 /* Is the server still there? Cheap checks first; the kernel has the last
@@ -185,17 +187,14 @@ static int withdraw(shmrpc_client *client, uint32_t seq) {
   return shmrpc__load32_sc(&control->server.taken_seq) != seq;
 }
 
-/* Takes the slot mutex: one try first (uncontended, that is one atomic
- * operation, with no clock read), then in slices so that a dead or stopping
- * server ends the wait early. Repairs nothing yet: that is prepare_slot's
- * job. */
-SHMRPC__HOT static int lock_slot(shmrpc_client *client,
-                                 shmrpc__deadline *deadline) {
+/* Takes the slot mutex after a first try (whose result is `rc`) found it
+ * held or abandoned: waits in slices, so that a dead or stopping server ends
+ * the wait early. Repairs nothing yet: that is prepare_slot's job. */
+SHMRPC__COLD static int lock_slot_slow(shmrpc_client *client, int rc,
+                                       shmrpc__deadline *deadline) {
+  int32_t slice = SHMRPC_NOWAIT;
   int waited;
   for (waited = 0;; waited = 1) {
-    int32_t slice = waited ? shmrpc__deadline_slice(deadline, SHMRPC__SLICE_MS)
-                           : SHMRPC_NOWAIT;
-    int rc = shmrpc__os_slot_lock(client->service, slice);
     if (rc == SHMRPC__ABANDONED) {
       shmrpc__add64(&client->control->stats.recoveries, 1);
       return 0;
@@ -209,7 +208,30 @@ SHMRPC__HOT static int lock_slot(shmrpc_client *client,
       if (slice == 0 || shmrpc__deadline_expired(deadline))
         return SHMRPC_ETIMEDOUT;
     }
+    slice = shmrpc__deadline_slice(deadline, SHMRPC__SLICE_MS);
+    rc = shmrpc__os_slot_lock(client->service, slice);
   }
+}
+
+/* The header says the server changed, died or is stopping, or someone
+ * wrote into it: server_health decides. */
+SHMRPC__COLD static int recheck_server(shmrpc_client *client) {
+  int rc = server_health(client);
+  if (rc == 0) /* a false hint (the server lives): clear it */
+    shmrpc__store32(&client->control->header.server_dead, 0);
+  return rc;
+}
+
+/* The slot as a finished call leaves it: nothing posted, or the last call
+ * posted, taken and answered. Anything else needs prepare_slot. */
+SHMRPC__HOT static int slot_idle(shmrpc__control *control) {
+  uint32_t state = shmrpc__load32_sc(&control->client.slot_state);
+  uint32_t posted = shmrpc__load32(&control->client.call_seq);
+  uint32_t taken = shmrpc__load32_sc(&control->server.taken_seq);
+  if (state != SHMRPC__SLOT_FREE &&
+      (state != SHMRPC__SLOT_POSTED || posted != taken))
+    return 0;
+  return shmrpc__load32_sc(&control->server.response_seq) == taken;
 }
 
 /*
@@ -219,8 +241,8 @@ SHMRPC__HOT static int lock_slot(shmrpc_client *client,
  * answered means it timed out or died while the server works (wait for
  * that answer, which nobody will read). Anything else is idle.
  */
-SHMRPC__HOT static int prepare_slot(shmrpc_client *client,
-                                    shmrpc__deadline *deadline) {
+SHMRPC__COLD static int prepare_slot(shmrpc_client *client,
+                                     shmrpc__deadline *deadline) {
   shmrpc__control *control = client->control;
   for (;;) {
     uint32_t state = shmrpc__load32_sc(&control->client.slot_state);
@@ -246,25 +268,18 @@ SHMRPC__HOT static int prepare_slot(shmrpc_client *client,
   }
 }
 
-/* Copies the answer of the call out of the slot. */
-SHMRPC__HOT static int take_answer(shmrpc_client *client, void *response,
-                                   size_t response_cap, size_t *response_len) {
+/* Any answer but a success that fits the caller's buffer. status and len
+ * were read once by take_answer; they are validated here. */
+SHMRPC__COLD static int take_other_answer(shmrpc_client *client, int32_t status,
+                                          uint32_t len, size_t *response_len) {
   shmrpc__control *control = client->control;
-  int32_t status = (int32_t)shmrpc__load32_relaxed(
-      (volatile uint32_t *)&control->server.status);
-  uint32_t len = shmrpc__load32_relaxed(&control->server.response_len);
-
   switch (status) {
   case 0:
     if (len > client->capacity)
       return SHMRPC_EPROTO;
     if (response_len != NULL)
       *response_len = len;
-    if (len > response_cap)
-      return SHMRPC_ETOOBIG;
-    if (len > 0)
-      memcpy(response, client->response_area, len);
-    return 0;
+    return SHMRPC_ETOOBIG; /* the caller's buffer is too small */
   case SHMRPC_EAPP: {
     uint32_t message_len =
         shmrpc__load32_relaxed(&control->server.message_len);
@@ -286,10 +301,28 @@ SHMRPC__HOT static int take_answer(shmrpc_client *client, void *response,
   }
 }
 
+/* Copies the answer of the call out of the slot. */
+SHMRPC__HOT static int take_answer(shmrpc_client *client, void *response,
+                                   size_t response_cap, size_t *response_len) {
+  shmrpc__control *control = client->control;
+  int32_t status = (int32_t)shmrpc__load32_relaxed(
+      (volatile uint32_t *)&control->server.status);
+  uint32_t len = shmrpc__load32_relaxed(&control->server.response_len);
+
+  if (SHMRPC__UNLIKELY(status != 0 || len > client->capacity ||
+                       len > response_cap))
+    return take_other_answer(client, status, len, response_len);
+  if (response_len != NULL)
+    *response_len = len;
+  if (len > 0)
+    memcpy(response, client->response_area, len);
+  return 0;
+}
+
 /* Ends a call that was posted but not answered in time: withdraw it if the
  * server has not taken it; else leave it taken for the next caller to wait
  * out. Returns 1 if the answer arrived after all. */
-static int abandon_call(shmrpc_client *client) {
+SHMRPC__COLD static int abandon_call(shmrpc_client *client) {
   if (withdraw(client, client->waiting_seq))
     return 0;
   return answer_ready(client);
@@ -304,41 +337,48 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
   uint32_t seq;
   int rc, wait_flags;
 
-  if (client == NULL || (request == NULL && request_len > 0) ||
-      (response == NULL && response_cap > 0) || timeout_ms < SHMRPC_INFINITE)
+  if (SHMRPC__UNLIKELY(client == NULL || (request == NULL && request_len > 0) ||
+                       (response == NULL && response_cap > 0) ||
+                       timeout_ms < SHMRPC_INFINITE))
     return SHMRPC_EINVAL;
   client->app_code = 0;
-  client->app_message[0] = '\0';
   if (response_len != NULL)
     *response_len = 0;
   deadline = shmrpc__deadline_in(timeout_ms);
 
-  if (client->service == NULL) {
+  if (SHMRPC__UNLIKELY(client->service == NULL)) {
     rc = connect_service(client, &deadline);
     if (rc != 0)
       return rc;
   }
-  if (request_len > client->capacity)
+  if (SHMRPC__UNLIKELY(request_len > client->capacity))
     return SHMRPC_ETOOBIG;
   control = client->control;
 
-  rc = lock_slot(client, &deadline);
-  if (rc != 0)
-    goto fail_unlocked;
+  /* One try first: uncontended, that is one atomic operation, with no
+   * clock read. */
+  rc = shmrpc__os_slot_lock(client->service, SHMRPC_NOWAIT);
+  if (SHMRPC__UNLIKELY(rc != 0)) {
+    rc = lock_slot_slow(client, rc, &deadline);
+    if (rc != 0)
+      goto fail_unlocked;
+  }
   SHMRPC__FAULT("client_locked");
 
-  if (shmrpc__load64(&control->header.generation) != client->generation ||
-      shmrpc__load32(&control->header.server_dead) != 0 ||
-      shmrpc__load32(&control->header.server_state) != SHMRPC__SERVER_RUNNING) {
-    rc = server_health(client);
+  if (SHMRPC__UNLIKELY(shmrpc__load64(&control->header.generation) !=
+                           client->generation ||
+                       shmrpc__load32(&control->header.server_dead) != 0 ||
+                       shmrpc__load32(&control->header.server_state) !=
+                           SHMRPC__SERVER_RUNNING)) {
+    rc = recheck_server(client);
     if (rc != 0)
       goto fail_locked;
-    /* A false hint (the server lives): clear it. */
-    shmrpc__store32(&control->header.server_dead, 0);
   }
-  rc = prepare_slot(client, &deadline);
-  if (rc != 0)
-    goto fail_locked;
+  if (SHMRPC__UNLIKELY(!slot_idle(control))) {
+    rc = prepare_slot(client, &deadline);
+    if (rc != 0)
+      goto fail_locked;
+  }
 
   /* The slot is idle and ours: write the request, then post it. The new
    * sequence number publishes it (the state may still say POSTED from the
@@ -367,13 +407,13 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
                     &control->server.response_sleepers, answer_ready,
                     server_health, client, &client->spin, wait_flags,
                     &deadline, SHMRPC__SLICE_MS);
-  if (rc < 0 && !abandon_call(client))
+  if (SHMRPC__UNLIKELY(rc < 0) && !abandon_call(client))
     goto fail_locked;
   SHMRPC__FAULT("client_answered");
 
   rc = take_answer(client, response, response_cap, response_len);
   shmrpc__os_slot_unlock(client->service); /* answered: the slot is idle */
-  if (rc == SHMRPC_ESHUTDOWN)
+  if (SHMRPC__UNLIKELY(rc == SHMRPC_ESHUTDOWN))
     disconnect(client);
   return rc;
 

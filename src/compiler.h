@@ -15,4 +15,16 @@
 #define SHMRPC__HOT
 #endif
 
+/* The rare turns of the call path (a dead server, a busy slot, an error
+ * answer) live in functions of their own, placed away from it (in
+ * .text.unlikely), and branches to them are marked unlikely: the lines a
+ * call runs then sit together, and a cold call misses on fewer of them. */
+#if defined(__GNUC__) || defined(__clang__)
+#define SHMRPC__COLD __attribute__((cold, noinline))
+#define SHMRPC__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define SHMRPC__COLD
+#define SHMRPC__UNLIKELY(x) (x)
+#endif
+
 #endif /* SHMRPC_COMPILER_H */
