@@ -552,7 +552,9 @@ static int header_as_written_or_published(const shmrpc__header *written) {
 /* ---- One input ----------------------------------------------------------- */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static unsigned char request[FUZZ_CAPACITY]; /* what the area holds */
+  static unsigned char request[FUZZ_CAPACITY];    /* the request's bytes */
+  static unsigned char area_bytes[FUZZ_CAPACITY]; /* what the area holds */
+  unsigned char inline_bytes[SHMRPC__INLINE_MAX]; /* and the client line */
   static unsigned char scratch[FUZZ_CAPACITY]; /* expected responses */
   static uint32_t last_taken; /* the last call the server took (and answered) */
   static unsigned char filled[FUZZ_CAPACITY];  /* a sized answer */
@@ -586,7 +588,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memset(request, 0, sizeof(request));
   if (payload_len > 0)
     memcpy(request, data + AT_PAYLOAD, payload_len);
-  memcpy(fuzz.request_area, request, sizeof(request));
+  /* Where the bytes are follows from request_len: the server must read
+   * them there, so the other place holds a decoy. */
+  memset(area_bytes, 0xd1, sizeof(area_bytes));
+  memset(inline_bytes, 0xd2, sizeof(inline_bytes));
+  if (request_len <= SHMRPC__INLINE_MAX)
+    memcpy(inline_bytes, request, sizeof(inline_bytes));
+  else
+    memcpy(area_bytes, request, sizeof(area_bytes));
+  memcpy(fuzz.request_area, area_bytes, sizeof(area_bytes));
+  memcpy(control->client.request_inline, inline_bytes, sizeof(inline_bytes));
   control->client.call_seq = seq;
   control->client.method = method;
   control->client.request_len = request_len;
@@ -622,7 +633,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   /* The server never writes the caller's request. It may put back the
    * header it published, but write nothing else there. */
-  CHECK(memcmp(fuzz.request_area, request, sizeof(request)) == 0);
+  CHECK(memcmp(fuzz.request_area, area_bytes, sizeof(area_bytes)) == 0);
+  CHECK(memcmp(control->client.request_inline, inline_bytes,
+               sizeof(inline_bytes)) == 0);
   CHECK(header_as_written_or_published(&header_before));
 
   /* The caller's line is the caller's: the server never writes it. */
@@ -694,6 +707,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   CHECK(control->server.response_len == expected.response_len);
   if (expected.response != NULL)
     CHECK(memcmp(fuzz.response_area, expected.response,
+                 expected.response_len) == 0);
+  /* A small answer is also in the server's line, where the caller reads
+   * it. */
+  if (expected.response != NULL && expected.response_len <= SHMRPC__INLINE_MAX)
+    CHECK(memcmp(control->server.response_inline, expected.response,
                  expected.response_len) == 0);
   if (expected.status == SHMRPC_EAPP) {
     CHECK(control->server.app_code == expected.app_code);

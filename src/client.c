@@ -314,8 +314,10 @@ SHMRPC__HOT static int take_answer(shmrpc_client *client, void *response,
     return take_other_answer(client, status, len, response_len);
   if (response_len != NULL)
     *response_len = len;
-  if (len > 0)
+  if (len > SHMRPC__INLINE_MAX)
     memcpy(response, client->response_area, len);
+  else if (len > 0) /* response may be NULL when len is 0 */
+    memcpy(response, control->server.response_inline, len);
   return 0;
 }
 
@@ -384,8 +386,10 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
    * sequence number publishes it (the state may still say POSTED from the
    * last call); POSTED follows for a slot that was withdrawn. */
   seq = shmrpc__load32_relaxed(&control->client.call_seq) + 1u;
-  if (request_len > 0)
+  if (request_len > SHMRPC__INLINE_MAX)
     memcpy(client->request_area, request, request_len);
+  else if (request_len > 0) /* request may be NULL when request_len is 0 */
+    memcpy(control->client.request_inline, request, request_len);
   shmrpc__store32_relaxed(&control->client.method, method);
   shmrpc__store32_relaxed(&control->client.request_len, (uint32_t)request_len);
   client->waiting_seq = seq;

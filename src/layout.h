@@ -20,6 +20,9 @@
  *   client: slot_state (FREE or POSTED), call_seq, method, request_len
  *   server: taken_seq (the call it took), response_seq (the call answered)
  *
+ * Where the bytes of a message are follows from its length alone: up to
+ * SHMRPC__INLINE_MAX in the line of its writer, else in its area.
+ *
  * A call is posted by writing the request, method, length, then call_seq =
  * previous + 1, then slot_state = POSTED. The server takes a posted call
  * whose call_seq it has not taken yet by storing taken_seq, then looks at
@@ -46,8 +49,12 @@
 #include <stdint.h>
 
 #define SHMRPC__MAGIC 0x43505253u /* "SRPC" */
-#define SHMRPC__PROTOCOL_VERSION 2u
+#define SHMRPC__PROTOCOL_VERSION 3u
 #define SHMRPC__LINE 64u
+/* A request or response of at most this many bytes travels in its writer's
+ * line (request_inline, response_inline) rather than in the payload areas,
+ * so a small call moves two cache lines between the peers instead of four. */
+#define SHMRPC__INLINE_MAX 32u
 
 enum shmrpc__slot_state {
   SHMRPC__SLOT_FREE = 0,  /* nothing posted, or the post was withdrawn */
@@ -80,9 +87,10 @@ typedef struct shmrpc__client_line {
   uint32_t slot_state;         /* enum shmrpc__slot_state */
   uint32_t call_seq;           /* sequence number of the posted call */
   uint32_t method;             /* method id of the posted call */
-  uint32_t request_len;        /* bytes in the request area */
+  uint32_t request_len;        /* bytes of the request */
   uint32_t request_sleepers;   /* 1 while the server sleeps on requests */
-  uint8_t pad[SHMRPC__LINE - 20];
+  uint8_t request_inline[SHMRPC__INLINE_MAX]; /* a request that fits */
+  uint8_t pad[SHMRPC__LINE - 20 - SHMRPC__INLINE_MAX];
 } shmrpc__client_line;
 
 typedef struct shmrpc__server_line {
@@ -90,10 +98,11 @@ typedef struct shmrpc__server_line {
   uint32_t response_seq;       /* call_seq of the call this answers */
   int32_t status;              /* 0, SHMRPC_EAPP or a transport code */
   int32_t app_code;            /* handler's code when status is SHMRPC_EAPP */
-  uint32_t response_len;       /* bytes in the response area */
+  uint32_t response_len;       /* bytes of the response */
   uint32_t message_len;        /* bytes in message[] */
   uint32_t response_sleepers;  /* 1 while the slot's holder sleeps */
-  uint8_t pad[SHMRPC__LINE - 28];
+  uint8_t response_inline[SHMRPC__INLINE_MAX]; /* a response that fits */
+  uint8_t pad[SHMRPC__LINE - 28 - SHMRPC__INLINE_MAX];
 } shmrpc__server_line;
 
 typedef struct shmrpc__stats_line {

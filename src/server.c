@@ -291,6 +291,10 @@ SHMRPC__HOT static void answer(shmrpc_server *server, uint32_t seq,
   shmrpc__store32_relaxed((volatile uint32_t *)&control->server.status,
                           (uint32_t)status);
   shmrpc__store32_relaxed(&control->server.response_len, response_len);
+  /* A small answer rides in this line: the caller then reads no other. */
+  if (response_len <= SHMRPC__INLINE_MAX)
+    memcpy(control->server.response_inline, server->response_area,
+           response_len);
   /* Count before publishing, so a caller that has its answer sees it
    * counted even if the server dies the next instant. Only the server
    * writes these counters: plain increments will do. */
@@ -419,7 +423,10 @@ SHMRPC__HOT static int serve_one(shmrpc_server *server,
   if (request_len > server->capacity) {
     status = SHMRPC_ETOOBIG;
   } else {
-    memcpy(server->request_copy, server->request_area, request_len);
+    memcpy(server->request_copy,
+           request_len <= SHMRPC__INLINE_MAX ? control->client.request_inline
+                                             : server->request_area,
+           request_len);
     shmrpc__bump64(&control->stats.bytes_in, request_len);
     status = dispatch(server, method, request_len, &reply);
   }

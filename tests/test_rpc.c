@@ -349,6 +349,51 @@ static void test_no_server(void **state) {
                    SHMRPC_ENOSERVER);
 }
 
+/* Messages of up to 32 bytes travel in the control lines, larger ones in
+ * the payload areas (docs/PROTOCOL.md). Every size on both sides of that
+ * boundary arrives intact, in both directions, whatever size came before:
+ * small after large and large after small. */
+static void test_message_sizes(void **state) {
+  static const size_t sizes[] = {0, 1, 31, 32, 33, 64, 255, 256};
+  const size_t count = sizeof(sizes) / sizeof(sizes[0]);
+  const char *name = test_service_name("sizes");
+  test_proc *server = test_spawn_server(name, "256");
+  shmrpc_client *client = NULL;
+  unsigned char req[256], resp[256];
+  size_t i, k, len;
+  int round;
+  (void)state;
+
+  assert_int_equal(shmrpc_client_open(&client, name, NULL, T_READY_MS), 0);
+  for (round = 0; round < 2; round++) {
+    for (i = 0; i < count; i++) {
+      size_t size = sizes[round == 0 ? i : count - 1 - i];
+      for (k = 0; k < size; k++)
+        req[k] = (unsigned char)(size * 7u + k + (size_t)round);
+      memset(resp, 0xee, sizeof(resp));
+      len = 999;
+      assert_int_equal(shmrpc_call(client, T_ECHO, req, size, resp,
+                                   sizeof(resp), &len, T_EXIT_MS),
+                       0);
+      assert_int_equal(len, size);
+      assert_memory_equal(resp, req, size);
+
+      /* A small request with an answer of this size. */
+      test_put_u32(req, (uint32_t)size);
+      memset(resp, 0xee, sizeof(resp));
+      assert_int_equal(shmrpc_call(client, T_BIG, req, 4, resp, sizeof(resp),
+                                   &len, T_EXIT_MS),
+                       0);
+      assert_int_equal(len, size);
+      for (k = 0; k < size; k++)
+        assert_int_equal(resp[k], (unsigned char)(k * 31u + 7u));
+    }
+  }
+  test_stop_server(client, server);
+  shmrpc_client_close(client);
+  test_proc_free(server);
+}
+
 /* Requests and responses larger than the slot or the caller's buffer. */
 static void test_too_big(void **state) {
   const char *name = test_service_name("big");
@@ -506,6 +551,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_timeout_then_next_caller),
       cmocka_unit_test(test_timeout_while_queued),
       cmocka_unit_test(test_no_server),
+      cmocka_unit_test(test_message_sizes),
       cmocka_unit_test(test_too_big),
       cmocka_unit_test(test_second_server_refused),
       cmocka_unit_test(test_stop_while_clients_wait),
