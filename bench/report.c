@@ -299,7 +299,8 @@ static void print_multi(const bench_report *report, FILE *out) {
     if (!printed_header) {
       fprintf(out,
               "\nMulti-client: N client processes call one shmrpc server "
-              "back to back for %d ms\n",
+              "back to back for %d ms in all (4 rounds, the counts taking "
+              "turns)\n",
               report->duration_ms);
       fprintf(out, "%-8s %7s %9s %10s %9s %9s %9s %10s %10s %9s\n", "size",
               "clients", "calls", "calls/s", "vs 1", "p50", "p99", "fewest",
