@@ -2,6 +2,9 @@
  * The core behaviour of shmrpc: results, concurrency, timeouts, errors and
  * stopping, across processes (helpers re-run this binary) and across threads.
  */
+#ifndef _WIN32
+#define _POSIX_C_SOURCE 200809L /* sigaction, pthread_kill, nanosleep */
+#endif
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +16,12 @@
 
 #include "helpers.h"
 #include "shmrpc_payload.h"
+
+#ifndef _WIN32
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+#endif
 
 static void test_errors_have_names(void **state) {
   static const int codes[] = {
@@ -299,6 +308,94 @@ static void test_timeout_then_next_caller(void **state) {
   test_proc_free(server);
 }
 
+#ifndef _WIN32
+static volatile sig_atomic_t interruptions;
+
+static void on_interrupt(int signo) {
+  (void)signo;
+  interruptions = interruptions + 1;
+}
+
+typedef struct interrupter {
+  pthread_t target;
+  int stop; /* read and written with __atomic builtins */
+} interrupter;
+
+/* Interrupts the target thread every 200 us until told to stop. The pause
+ * only paces the signals; nothing waits for it. */
+static void *interrupt_loop(void *arg) {
+  interrupter *it = arg;
+  struct timespec pause = {0, 200000};
+  while (!__atomic_load_n(&it->stop, __ATOMIC_ACQUIRE)) {
+    pthread_kill(it->target, SIGUSR1);
+    nanosleep(&pause, NULL);
+  }
+  return NULL;
+}
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A caller whose sleeps signals keep cutting short (a handler installed
+ * without SA_RESTART ends each FUTEX_WAIT early) times out no earlier than
+ * asked: after an interrupted sleep the time left is read from the clock,
+ * never assumed. The timeout is 2 ms, so that even one interrupted sleep
+ * counted as whole would show. */
+static void test_timeout_under_signals(void **state) {
+  const char *name = test_service_name("signals");
+  test_proc *server = test_spawn_server(name, "4096");
+  shmrpc_client *client = NULL;
+  shmrpc_client_options options;
+  struct sigaction action, previous;
+  interrupter it;
+  pthread_t thread;
+  unsigned char req[4], resp[16];
+  size_t len = 0;
+  sig_atomic_t before;
+  int64_t started, elapsed_us;
+  int rc;
+  (void)state;
+
+  memset(&action, 0, sizeof(action));
+  action.sa_handler = on_interrupt;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0; /* no SA_RESTART: each signal ends the wait */
+  assert_int_equal(sigaction(SIGUSR1, &action, &previous), 0);
+  /* A client that never spins goes straight to its sleeps, whatever the
+   * server does. */
+  shmrpc_client_options_init(&options);
+  options.spin_us = 0;
+  assert_int_equal(shmrpc_client_open(&client, name, &options, T_READY_MS), 0);
+
+  it.target = pthread_self();
+  it.stop = 0;
+  test_put_u32(req, 400); /* the handler takes 400 ms */
+  before = interruptions;
+  assert_int_equal(pthread_create(&thread, NULL, interrupt_loop, &it), 0);
+  started = now_us();
+  rc = shmrpc_call(client, T_SLOW, req, 4, resp, sizeof(resp), &len, 2);
+  elapsed_us = now_us() - started;
+  __atomic_store_n(&it.stop, 1, __ATOMIC_RELEASE);
+  assert_int_equal(pthread_join(thread, NULL), 0);
+  assert_int_equal(sigaction(SIGUSR1, &previous, NULL), 0);
+
+  print_message("timed out after %ld us, %d signals\n", (long)elapsed_us,
+                (int)(interruptions - before));
+  assert_int_equal(rc, SHMRPC_ETIMEDOUT);
+  assert_true(elapsed_us >= 2000);
+  assert_true(interruptions - before > 0);
+  /* The next call waits the slow one out and gets its own answer. */
+  assert_int_equal(test_call_add(client, 2, 3), 5);
+
+  test_stop_server(client, server);
+  shmrpc_client_close(client);
+  test_proc_free(server);
+}
+#endif
+
 /* A caller waiting for the slot behind a slow call times out cleanly too,
  * and the server counts that timeout. */
 static void test_timeout_while_queued(void **state) {
@@ -550,6 +647,9 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_four_client_threads),
       cmocka_unit_test(test_timeout_then_next_caller),
       cmocka_unit_test(test_timeout_while_queued),
+#ifndef _WIN32
+      cmocka_unit_test(test_timeout_under_signals),
+#endif
       cmocka_unit_test(test_no_server),
       cmocka_unit_test(test_message_sizes),
       cmocka_unit_test(test_too_big),
