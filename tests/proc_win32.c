@@ -226,7 +226,8 @@ int test_proc_spawn(test_proc **out, const char *const args[]) {
   HANDLE child_stdin = NULL, child_stdout = NULL, child_stderr = NULL;
   test_proc *proc;
   wchar_t *command_line;
-  BOOL started;
+  BOOL started = FALSE;
+  int attempt;
   DWORD spawn_error = 0;
 
   *out = NULL;
@@ -262,11 +263,16 @@ int test_proc_spawn(test_proc **out, const char *const args[]) {
   startup.hStdOutput = child_stdout;
   startup.hStdError = child_stderr;
   /* Suspended until it is in the job, so it cannot escape it. */
-  started = child_stdout != NULL &&
-            CreateProcessW(self_path, command_line, NULL, NULL, TRUE,
-                           CREATE_SUSPENDED, NULL, NULL, &startup, &info);
-  if (!started)
-    spawn_error = GetLastError();
+  /* Wine now and then fails a spawn with ERROR_INTERNAL_ERROR and
+   * succeeds on the next try: allow it two more. */
+  for (attempt = 0; attempt < 3; attempt++) {
+    started = child_stdout != NULL &&
+              CreateProcessW(self_path, command_line, NULL, NULL, TRUE,
+                             CREATE_SUSPENDED, NULL, NULL, &startup, &info);
+    spawn_error = started ? 0 : GetLastError();
+    if (started || spawn_error != ERROR_INTERNAL_ERROR)
+      break;
+  }
   if (started) {
     HANDLE job = helper_job_get();
     /* Best effort: an enclosing job may forbid nesting (Windows 7). */
