@@ -245,10 +245,13 @@ SHMRPC__COLD static int prepare_slot(shmrpc_client *client,
                                      shmrpc__deadline *deadline) {
   shmrpc__control *control = client->control;
   for (;;) {
-    uint32_t state = shmrpc__load32_sc(&control->client.slot_state);
-    uint32_t posted = shmrpc__load32(&control->client.call_seq);
-    uint32_t taken = shmrpc__load32_sc(&control->server.taken_seq);
+    uint32_t state, posted, taken;
     int rc;
+    if (slot_idle(control))
+      return 0;
+    state = shmrpc__load32_sc(&control->client.slot_state);
+    posted = shmrpc__load32(&control->client.call_seq);
+    taken = shmrpc__load32_sc(&control->server.taken_seq);
     if (state == SHMRPC__SLOT_POSTED && posted != taken) {
       (void)withdraw(client, posted);
       continue;
@@ -257,8 +260,7 @@ SHMRPC__COLD static int prepare_slot(shmrpc_client *client,
       shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_FREE);
       continue; /* corrupted */
     }
-    if (slot_not_busy(client))
-      return 0;
+    /* Busy: the server still works on an earlier call. */
     rc = shmrpc__wait(client->service, SHMRPC__EVENT_RESPONSE,
                       &control->server.response_sleepers, slot_not_busy,
                       server_health, client, &client->spin, 0, deadline,
