@@ -476,11 +476,6 @@ done:
  * duration_ms / MULTI_ROUNDS. */
 #define MULTI_ROUNDS 4
 
-static int compare_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
 /*
  * The multi-client test of shmrpc. As in measure_rounds, the client counts
  * take turns: MULTI_ROUNDS rounds, each running every count on a fresh
@@ -537,8 +532,8 @@ static void measure_multi(bench_report *report, const bench_config *config,
     }
   }
   for (int c = 0; c < config->client_count; c++) {
-    qsort(p50[c], MULTI_ROUNDS, sizeof p50[c][0], compare_u64);
-    total[c].p50_ns = p50[c][MULTI_ROUNDS / 2];
+    bench_sort(p50[c], MULTI_ROUNDS);
+    total[c].p50_ns = bench_quantile(p50[c], MULTI_ROUNDS, 0.50);
     total[c].test = "multi";
     total[c].transport = bench_transport_shmrpc.name;
     total[c].size = size;

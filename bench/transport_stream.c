@@ -116,6 +116,24 @@ static int pipe_prepare(void **out, size_t max_size) {
   return stream_prepare("pipe", 0, out, max_size);
 }
 
+/* The part of a message (an 8-byte length, then the payload) still to move
+ * after `done` of its `total` bytes: the rest of the length and up to
+ * payload_room bytes of payload, or the rest of the payload. Returns the
+ * number of iovecs filled. */
+static int message_iov(struct iovec iov[2], uint64_t *header, void *payload,
+                       size_t payload_room, size_t done, size_t total) {
+  if (done < sizeof *header) {
+    iov[0].iov_base = (char *)header + done;
+    iov[0].iov_len = sizeof *header - done;
+    iov[1].iov_base = payload;
+    iov[1].iov_len = payload_room;
+    return 2;
+  }
+  iov[0].iov_base = (char *)payload + (done - sizeof *header);
+  iov[0].iov_len = total - done;
+  return 1;
+}
+
 /* Writes the length and the payload, looping over partial writes. */
 static int write_message(int fd, const void *payload, size_t len) {
   uint64_t header = len;
@@ -123,19 +141,8 @@ static int write_message(int fd, const void *payload, size_t len) {
   size_t done = 0;
   size_t total = sizeof header + len;
   while (done < total) {
-    int count = 0;
-    if (done < sizeof header) {
-      iov[count].iov_base = (char *)&header + done;
-      iov[count].iov_len = sizeof header - done;
-      count++;
-      iov[count].iov_base = (void *)(uintptr_t)payload;
-      iov[count].iov_len = len;
-      count++;
-    } else {
-      iov[count].iov_base = (char *)(uintptr_t)payload + (done - sizeof header);
-      iov[count].iov_len = total - done;
-      count++;
-    }
+    int count =
+        message_iov(iov, &header, (void *)(uintptr_t)payload, len, done, total);
     ssize_t rc = writev(fd, iov, count);
     if (rc < 0) {
       if (errno == EINTR) {
@@ -157,19 +164,7 @@ static int read_message(int fd, void *payload, size_t cap, size_t *len) {
   size_t total = SIZE_MAX;
   while (done < total) {
     struct iovec iov[2];
-    int count = 0;
-    if (done < sizeof header) {
-      iov[count].iov_base = (char *)&header + done;
-      iov[count].iov_len = sizeof header - done;
-      count++;
-      iov[count].iov_base = payload;
-      iov[count].iov_len = cap;
-      count++;
-    } else {
-      iov[count].iov_base = (char *)payload + (done - sizeof header);
-      iov[count].iov_len = total - done;
-      count++;
-    }
+    int count = message_iov(iov, &header, payload, cap, done, total);
     ssize_t rc = readv(fd, iov, count);
     if (rc < 0) {
       if (errno == EINTR) {
