@@ -278,8 +278,10 @@ static size_t count_lines(const char *text) {
   return lines;
 }
 
-/* An error is one line on stderr that starts with "shmrpc: ". */
-static void expect_one_error_line(const tool_run *run) {
+/* The tool failed with exit_code, and said why in one line on stderr that
+ * starts with "shmrpc: ". */
+static void expect_error(const tool_run *run, int exit_code) {
+  assert_int_equal(run->exit_code, exit_code);
   assert_int_equal(count_lines(run->out), 1);
   assert_memory_equal(run->out, "shmrpc: ", 8);
 }
@@ -332,53 +334,42 @@ static void test_exit_codes(void **state) {
   (void)state;
 
   run_tool(&run, 1, "frobnicate");
-  assert_int_equal(run.exit_code, 2);
-  expect_one_error_line(&run);
+  expect_error(&run, 2);
   expect_contains(run.out, "unknown command 'frobnicate'");
 
   run_tool(&run, 1, "%s", "");
-  assert_int_equal(run.exit_code, 2);
-  expect_one_error_line(&run);
+  expect_error(&run, 2);
 
   run_tool(&run, 1, "stat");
-  assert_int_equal(run.exit_code, 2);
-  expect_one_error_line(&run);
+  expect_error(&run, 2);
 
   run_tool(&run, 1, "stat %s --frob", missing);
-  assert_int_equal(run.exit_code, 2);
-  expect_one_error_line(&run);
+  expect_error(&run, 2);
 
   run_tool(&run, 1, "stat --timeout 5 %s", missing);
-  assert_int_equal(run.exit_code, 2);
-  expect_one_error_line(&run);
+  expect_error(&run, 2);
 
   run_tool(&run, 1, "ping %s -n 0", missing);
-  assert_int_equal(run.exit_code, 2);
-  expect_one_error_line(&run);
+  expect_error(&run, 2);
 
   run_tool(&run, 1, "stat bad/name");
-  assert_int_equal(run.exit_code, 2);
-  expect_one_error_line(&run);
+  expect_error(&run, 2);
 
   run_tool(&run, 1, "stat %s", missing);
-  assert_int_equal(run.exit_code, 1);
-  expect_one_error_line(&run);
+  expect_error(&run, 1);
   expect_contains(run.out, missing);
 
   run_tool(&run, 1, "stat --json %s", missing);
-  assert_int_equal(run.exit_code, 1);
-  expect_one_error_line(&run);
+  expect_error(&run, 1);
   run_tool(&run, 0, "stat --json %s", missing);
   assert_int_equal(run.exit_code, 1);
   expect_not_contains(run.out, "{"); /* no document on error */
 
   run_tool(&run, 1, "ping %s --timeout 0", missing);
-  assert_int_equal(run.exit_code, 1);
-  expect_one_error_line(&run);
+  expect_error(&run, 1);
 
   run_tool(&run, 1, "methods %s --timeout 0", missing);
-  assert_int_equal(run.exit_code, 1);
-  expect_one_error_line(&run);
+  expect_error(&run, 1);
 
   run_tool(&run, 0, "--version");
   assert_int_equal(run.exit_code, 0);
@@ -445,8 +436,7 @@ static void test_list(void **state) {
 
   test_server_thread_start(&ts, name, 4096, NULL);
   run_tool(&run, 1, "list");
-  assert_int_equal(run.exit_code, 1);
-  expect_one_error_line(&run);
+  expect_error(&run, 1);
   expect_contains(run.out, "shmrpc: list: ");
   expect_contains(run.out, "cannot enumerate service names");
   expect_contains(run.out, "shmrpc stat NAME");
@@ -456,8 +446,7 @@ static void test_list(void **state) {
   assert_int_equal(run.len, 0); /* no document on error */
 
   run_tool(&run, 1, "clean");
-  assert_int_equal(run.exit_code, 1);
-  expect_one_error_line(&run);
+  expect_error(&run, 1);
   expect_contains(run.out, "shmrpc: clean: ");
   expect_contains(run.out, "cannot enumerate service names");
   expect_contains(run.out, "shmrpc clean NAME");
@@ -577,8 +566,7 @@ static void test_ping(void **state) {
 
   /* Larger than the slot: a bad argument for this service. */
   run_tool(&run, 1, "ping %s --size 5000", name);
-  assert_int_equal(run.exit_code, 2);
-  expect_one_error_line(&run);
+  expect_error(&run, 2);
   test_server_thread_stop(&ts);
 }
 
@@ -628,8 +616,7 @@ static void clean_refuses_live(void) {
 
   test_server_thread_start(&live, live_name, 4096, NULL);
   run_tool(&run, 1, "clean %s", live_name);
-  assert_int_equal(run.exit_code, 1);
-  expect_one_error_line(&run);
+  expect_error(&run, 1);
   expect_contains(run.out, "live server");
   assert_int_equal(shmrpc_service_query(live_name, 0, &info), 0);
   assert_int_equal(info.alive, 1);
@@ -737,8 +724,7 @@ static void test_clean(void **state) {
   wait_until_gone(name);
   assert_int_equal(shmrpc_service_query(name, 0, &info), SHMRPC_ENOSERVER);
   run_tool(&run, 1, "stat %s", name);
-  assert_int_equal(run.exit_code, 1);
-  expect_one_error_line(&run);
+  expect_error(&run, 1);
   expect_contains(run.out, "no service named");
   expect_nothing_to_clean(name);
 
@@ -786,8 +772,7 @@ static void test_clean(void **state) {
   shmrpc_client_close(client);
   wait_until_gone(held_name);
   run_tool(&run, 1, "stat %s", held_name);
-  assert_int_equal(run.exit_code, 1);
-  expect_one_error_line(&run);
+  expect_error(&run, 1);
   expect_nothing_to_clean(held_name);
 
   clean_refuses_live();
