@@ -165,6 +165,29 @@ SHMRPC_EXTERN int shmrpc_reply_commit(shmrpc_reply *reply, size_t len);
 SHMRPC_EXTERN int shmrpc_reply_error(shmrpc_reply *reply, int32_t code,
                                      const char *message);
 
+/* Fails the call with a transport error instead of an answer, as if the
+ * handler were the transport: the caller's shmrpc_call() returns `code`.
+ * For handlers that forward calls elsewhere (a bridge), so that a remote
+ * "timed out" or "server died" reaches the caller as that. Allowed codes:
+ * SHMRPC_ETIMEDOUT, SHMRPC_ENOSERVER, SHMRPC_ESERVERDIED, SHMRPC_ESHUTDOWN,
+ * SHMRPC_ENOMETHOD, SHMRPC_ETOOBIG; anything else is SHMRPC_EINVAL and
+ * changes nothing. Returns code, so a handler can `return
+ * shmrpc_reply_fail(...)`. A response or application error set before is
+ * dropped. */
+SHMRPC_EXTERN int shmrpc_reply_fail(shmrpc_reply *reply, int code);
+
+/* The method id the caller called: the same for every call of a handler
+ * registered with shmrpc_server_register(), any id for a fallback. */
+SHMRPC_EXTERN uint32_t shmrpc_reply_method(const shmrpc_reply *reply);
+
+/* Milliseconds left before the caller stops waiting for this call, at the
+ * moment of asking: 0 once past, SHMRPC_INFINITE if it waits forever.
+ * Where the caller had not read its clock before posting (it found a lane
+ * at once), its timeout counts from the first time the handler asks. A
+ * handler that forwards the call passes this on, so that the far side never
+ * works past the caller's deadline. */
+SHMRPC_EXTERN int32_t shmrpc_reply_timeout(shmrpc_reply *reply);
+
 /*
  * Creates the service `name` and publishes it. options may be NULL.
  * Errors: SHMRPC_EINVAL (bad name or option), SHMRPC_EEXIST (a live server
@@ -182,6 +205,16 @@ SHMRPC_EXTERN int shmrpc_server_register(shmrpc_server *server,
                                          uint32_t method, const char *name,
                                          shmrpc_handler handler,
                                          void *user_data);
+
+/* Registers handler for every method id that no handler was registered
+ * for, the built-in ping and list methods included (the server then no
+ * longer answers those itself): a bridge forwards them all. The handler
+ * learns the id from shmrpc_reply_method(). Call before
+ * shmrpc_server_run(); a second call replaces the first. SHMRPC_EINVAL for
+ * a NULL server or handler. */
+SHMRPC_EXTERN int shmrpc_server_set_fallback(shmrpc_server *server,
+                                             shmrpc_handler handler,
+                                             void *user_data);
 
 /* Serves calls until shmrpc_server_stop(). Returns 0 when stopped. */
 SHMRPC_EXTERN int shmrpc_server_run(shmrpc_server *server);
@@ -260,7 +293,10 @@ SHMRPC_EXTERN int shmrpc_client_open(shmrpc_client **out, const char *name,
  *   to a later call.
  * - SHMRPC_ESERVERDIED / SHMRPC_ESHUTDOWN: the server died or stopped. The
  *   handle reports it once; the next call reconnects to a new server of the
- *   same name if one runs (or fails with SHMRPC_ENOSERVER).
+ *   same name if one runs (or fails with SHMRPC_ENOSERVER). A handler that
+ *   forwards calls (see shmrpc_reply_fail) can also answer with
+ *   SHMRPC_ETIMEDOUT, SHMRPC_ENOSERVER or SHMRPC_ESERVERDIED for the far
+ *   side; such an answer leaves the handle connected.
  * - SHMRPC_EINVAL for bad arguments.
  */
 SHMRPC_EXTERN int shmrpc_call(shmrpc_client *client, uint32_t method,

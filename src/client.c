@@ -4,6 +4,10 @@
 
 #include "core.h"
 
+/* take_answer's code for an answer that says SHMRPC_ESERVERDIED: a far
+ * server died, not ours, so the handle stays connected. */
+#define SHMRPC__FORWARDED_DIED (-1000)
+
 struct shmrpc_client {
   /* What a call uses first, so that it fits one or two cache lines. */
   shmrpc__control *control;     /* start of the area; NULL disconnected */
@@ -297,7 +301,12 @@ SHMRPC__COLD static int take_other_answer(shmrpc_client *client, int32_t status,
   case SHMRPC_ENOMETHOD:
   case SHMRPC_ETOOBIG:
   case SHMRPC_ESHUTDOWN:
+  case SHMRPC_ETIMEDOUT:
+  case SHMRPC_ENOSERVER:
     return status;
+  case SHMRPC_ESERVERDIED:
+    /* Forwarded from a far side by a bridge: this server lives. */
+    return SHMRPC__FORWARDED_DIED;
   default:
     return SHMRPC_EPROTO;
   }
@@ -394,6 +403,12 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
     memcpy(control->client.request_inline, request, request_len);
   shmrpc__store32_relaxed(&control->client.method, method);
   shmrpc__store32_relaxed(&control->client.request_len, (uint32_t)request_len);
+  /* The deadline travels with the call; reading the clock for it would
+   * cost the hot path, so an unarmed one goes as the timeout alone. */
+  shmrpc__store32_relaxed((volatile uint32_t *)&control->client.timeout_ms,
+                          (uint32_t)timeout_ms);
+  shmrpc__store64(&control->client.deadline_ns,
+                  deadline.armed && timeout_ms >= 0 ? deadline.end_ns : 0u);
   client->waiting_seq = seq;
   shmrpc__store32_sc(&control->client.call_seq, seq);
   if (shmrpc__load32_relaxed(&control->client.slot_state) !=
@@ -421,6 +436,8 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
   shmrpc__os_slot_unlock(client->service); /* answered: the slot is idle */
   if (SHMRPC__UNLIKELY(rc == SHMRPC_ESHUTDOWN))
     disconnect(client);
+  if (SHMRPC__UNLIKELY(rc == SHMRPC__FORWARDED_DIED))
+    rc = SHMRPC_ESERVERDIED;
   return rc;
 
 fail_locked:

@@ -17,7 +17,8 @@
  * other's line, but only on its way into the kernel; the side that wakes it
  * lowers the flag, in its own line.)
  *
- *   client: slot_state (FREE or POSTED), call_seq, method, request_len
+ *   client: slot_state (FREE or POSTED), call_seq, method, request_len,
+ *           the caller's deadline
  *   server: taken_seq (the call it took), response_seq (the call answered)
  *
  * Where the bytes of a message are follows from its length alone: up to
@@ -49,7 +50,7 @@
 #include <stdint.h>
 
 #define SHMRPC__MAGIC 0x43505253u /* "SRPC" */
-#define SHMRPC__PROTOCOL_VERSION 3u
+#define SHMRPC__PROTOCOL_VERSION 4u
 #define SHMRPC__LINE 64u
 /* A request or response of at most this many bytes travels in its writer's
  * line (request_inline, response_inline) rather than in the payload areas,
@@ -88,9 +89,12 @@ typedef struct shmrpc__client_line {
   uint32_t call_seq;           /* sequence number of the posted call */
   uint32_t method;             /* method id of the posted call */
   uint32_t request_len;        /* bytes of the request */
+  uint64_t deadline_ns;        /* the caller's deadline on the monotonic
+                                  clock, or 0 if it has not read the clock */
+  int32_t timeout_ms;          /* the caller's timeout as given (-1: none);
+                                  counts when deadline_ns is 0 */
   uint32_t request_sleepers;   /* 1 while the server sleeps on requests */
   uint8_t request_inline[SHMRPC__INLINE_MAX]; /* a request that fits */
-  uint8_t pad[SHMRPC__LINE - 20 - SHMRPC__INLINE_MAX];
 } shmrpc__client_line;
 
 typedef struct shmrpc__server_line {

@@ -32,12 +32,17 @@ struct shmrpc_server {
   volatile uint32_t stop_requested; /* set by shmrpc_server_stop */
   shmrpc__method *methods;
   size_t method_count;
+  shmrpc__method fallback;     /* handler NULL if none */
 };
 
 struct shmrpc_reply {
   shmrpc_server *server;
   size_t len;            /* committed response bytes */
   int32_t app_code;      /* non-zero once the handler failed */
+  int32_t fail_status;   /* a transport code from shmrpc_reply_fail, or 0 */
+  uint32_t method;       /* the method called */
+  int32_t timeout_ms;    /* the caller's timeout as posted (-1: none) */
+  uint64_t deadline_ns;  /* the caller's deadline; 0 until known */
   size_t message_len;
   char message[SHMRPC_MESSAGE_MAX];
 };
@@ -116,6 +121,17 @@ int shmrpc_server_create(shmrpc_server **out, const char *name,
   shmrpc__store32(&header->magic, SHMRPC__MAGIC);
 
   *out = server;
+  return 0;
+}
+
+int shmrpc_server_set_fallback(shmrpc_server *server, shmrpc_handler handler,
+                               void *user_data) {
+  if (server == NULL || handler == NULL)
+    return SHMRPC_EINVAL;
+  server->fallback.id = 0;
+  server->fallback.name = NULL;
+  server->fallback.handler = handler;
+  server->fallback.user_data = user_data;
   return 0;
 }
 
@@ -208,7 +224,50 @@ SHMRPC__HOT static void reply_init(shmrpc_reply *reply, shmrpc_server *server) {
   reply->server = server;
   reply->len = 0;
   reply->app_code = 0;
+  reply->fail_status = 0;
+  reply->method = 0;
+  reply->timeout_ms = SHMRPC_INFINITE;
+  reply->deadline_ns = 0;
   reply->message_len = 0;
+}
+
+int shmrpc_reply_fail(shmrpc_reply *reply, int code) {
+  switch (code) {
+  case SHMRPC_ETIMEDOUT:
+  case SHMRPC_ENOSERVER:
+  case SHMRPC_ESERVERDIED:
+  case SHMRPC_ESHUTDOWN:
+  case SHMRPC_ENOMETHOD:
+  case SHMRPC_ETOOBIG:
+    break;
+  default:
+    return SHMRPC_EINVAL;
+  }
+  if (reply == NULL)
+    return SHMRPC_EINVAL;
+  reply->fail_status = code;
+  return code;
+}
+
+uint32_t shmrpc_reply_method(const shmrpc_reply *reply) {
+  return reply == NULL ? 0 : reply->method;
+}
+
+int32_t shmrpc_reply_timeout(shmrpc_reply *reply) {
+  uint64_t now;
+  if (reply == NULL)
+    return 0;
+  if (reply->deadline_ns == 0) {
+    if (reply->timeout_ms < 0)
+      return SHMRPC_INFINITE;
+    /* The caller posted before reading its clock: count from now, once. */
+    reply->deadline_ns =
+        shmrpc__os_now_ns() + (uint64_t)reply->timeout_ms * 1000000u;
+  }
+  now = shmrpc__os_now_ns();
+  if (now >= reply->deadline_ns)
+    return 0;
+  return (int32_t)((reply->deadline_ns - now) / 1000000u);
 }
 
 SHMRPC__HOT static const shmrpc__method *
@@ -240,18 +299,22 @@ static int32_t list_methods(shmrpc_server *server, shmrpc_reply *reply) {
  * returns its status; the reply holds the response length and error. */
 SHMRPC__HOT static int32_t dispatch(shmrpc_server *server, uint32_t method,
                                     size_t request_len, shmrpc_reply *reply) {
-  const shmrpc__method *entry;
+  const shmrpc__method *entry = find_method(server, method);
   int handler_rc;
 
-  if (method == SHMRPC_METHOD_PING)
-    return shmrpc_reply_write(reply, server->request_copy, request_len);
-  if (method == SHMRPC_METHOD_LIST)
-    return list_methods(server, reply);
-  entry = find_method(server, method);
-  if (entry == NULL)
+  if (entry == NULL && server->fallback.handler != NULL)
+    entry = &server->fallback;
+  if (entry == NULL) {
+    if (method == SHMRPC_METHOD_PING)
+      return shmrpc_reply_write(reply, server->request_copy, request_len);
+    if (method == SHMRPC_METHOD_LIST)
+      return list_methods(server, reply);
     return SHMRPC_ENOMETHOD;
+  }
   handler_rc = entry->handler(entry->user_data, server->request_copy,
                               request_len, reply);
+  if (reply->fail_status != 0)
+    return reply->fail_status;
   /* A handler passing on SHMRPC_ETOOBIG from shmrpc_reply_write tells the
    * caller its answer did not fit; any other failure is the application's. */
   if (handler_rc == SHMRPC_ETOOBIG && reply->app_code == 0)
@@ -420,6 +483,12 @@ SHMRPC__HOT static int serve_one(shmrpc_server *server,
   request_len = shmrpc__load32_relaxed(&control->client.request_len);
 
   reply_init(&reply, server);
+  reply.method = method;
+  reply.timeout_ms = (int32_t)shmrpc__load32_relaxed(
+      (volatile uint32_t *)&control->client.timeout_ms);
+  reply.deadline_ns = shmrpc__load64(&control->client.deadline_ns);
+  if (reply.timeout_ms < SHMRPC_INFINITE)
+    reply.timeout_ms = SHMRPC_INFINITE;
   if (request_len > server->capacity) {
     status = SHMRPC_ETOOBIG;
   } else {

@@ -492,6 +492,85 @@ static void test_message_sizes(void **state) {
   test_proc_free(server);
 }
 
+/* A fallback handler sees every method nobody registered, built-ins
+ * included, learns the id and the caller's remaining time, and can fail a
+ * call with a transport code, as a bridge forwarding calls does. */
+static int forward_like(void *user, const void *req, size_t len,
+                        shmrpc_reply *reply) {
+  unsigned char out[8];
+  (void)user;
+  if (len == 4) /* a transport code to fail with, as a u32 of its negation */
+    return shmrpc_reply_fail(
+        reply, -(int)((const unsigned char *)req)[0]);
+  test_put_u32(out, shmrpc_reply_method(reply));
+  test_put_u32(out + 4, (uint32_t)shmrpc_reply_timeout(reply));
+  return shmrpc_reply_write(reply, out, sizeof(out));
+}
+
+static void serve_loop(void *arg) { (void)shmrpc_server_run(arg); }
+
+static void test_fallback_forwarding(void **state) {
+  static const int forwarded[] = {SHMRPC_ETIMEDOUT, SHMRPC_ENOSERVER,
+                                  SHMRPC_ESERVERDIED, SHMRPC_ENOMETHOD,
+                                  SHMRPC_ETOOBIG};
+  const char *name = test_service_name("fallback");
+  shmrpc_server *server = NULL;
+  shmrpc_client *client = NULL;
+  test_thread *thread = NULL;
+  unsigned char req[4], resp[8];
+  size_t len = 0, i;
+  (void)state;
+
+  assert_int_equal(shmrpc_server_create(&server, name, NULL), 0);
+  assert_int_equal(shmrpc_server_set_fallback(NULL, forward_like, NULL),
+                   SHMRPC_EINVAL);
+  assert_int_equal(shmrpc_server_set_fallback(server, NULL, NULL),
+                   SHMRPC_EINVAL);
+  assert_int_equal(shmrpc_server_set_fallback(server, forward_like, NULL), 0);
+  assert_int_equal(shmrpc_reply_fail(NULL, SHMRPC_ETIMEDOUT), SHMRPC_EINVAL);
+  assert_int_equal(test_thread_start(&thread, serve_loop, server), 0);
+  assert_int_equal(shmrpc_client_open(&client, name, NULL, T_READY_MS), 0);
+
+  /* Any id, the built-in ping included, reaches the fallback. */
+  assert_int_equal(shmrpc_call(client, 77, NULL, 0, resp, sizeof(resp), &len,
+                               5000),
+                   0);
+  assert_int_equal(len, 8);
+  assert_int_equal(test_get_u64(resp) & 0xffffffffu, 77);
+  /* The caller's 5 s, as the handler saw them a moment later. */
+  assert_true((resp[4] | resp[5] << 8 | resp[6] << 16) <= 5000);
+  assert_true((resp[4] | resp[5] << 8 | resp[6] << 16) > 4000);
+  assert_int_equal(shmrpc_call(client, SHMRPC_METHOD_PING, NULL, 0, resp,
+                               sizeof(resp), &len, SHMRPC_INFINITE),
+                   0);
+  assert_int_equal(test_get_u64(resp) & 0xffffffffu, SHMRPC_METHOD_PING);
+  assert_int_equal((int32_t)(test_get_u64(resp) >> 32), SHMRPC_INFINITE);
+
+  /* Forwarded transport codes reach the caller as themselves, and a
+   * forwarded "server died" leaves the handle connected. */
+  for (i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) {
+    test_put_u32(req, (uint32_t)-forwarded[i]);
+    assert_int_equal(shmrpc_call(client, 5, req, 4, resp, sizeof(resp), &len,
+                                 T_EXIT_MS),
+                     forwarded[i]);
+    assert_true(shmrpc_client_capacity(client) > 0);
+  }
+  /* A code a handler may not forward is refused: the handler's own
+   * negative return then becomes an application error. */
+  test_put_u32(req, (uint32_t)-SHMRPC_EPROTO);
+  assert_int_equal(shmrpc_call(client, 5, req, 4, resp, sizeof(resp), &len,
+                               T_EXIT_MS),
+                   SHMRPC_EAPP);
+  assert_int_equal(shmrpc_call(client, 6, NULL, 0, resp, sizeof(resp), &len,
+                               T_EXIT_MS),
+                   0);
+
+  shmrpc_client_close(client);
+  shmrpc_server_stop(server);
+  test_thread_join(thread);
+  shmrpc_server_destroy(server);
+}
+
 /* Requests and responses larger than the slot or the caller's buffer. */
 static void test_too_big(void **state) {
   const char *name = test_service_name("big");
@@ -653,6 +732,7 @@ int main(int argc, char **argv) {
 #endif
       cmocka_unit_test(test_no_server),
       cmocka_unit_test(test_message_sizes),
+      cmocka_unit_test(test_fallback_forwarding),
       cmocka_unit_test(test_too_big),
       cmocka_unit_test(test_second_server_refused),
       cmocka_unit_test(test_stop_while_clients_wait),
