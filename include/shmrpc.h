@@ -43,9 +43,9 @@ extern "C" {
 /* ---- Version ----------------------------------------------------------- */
 
 #define SHMRPC_VERSION_MAJOR 0
-#define SHMRPC_VERSION_MINOR 1
+#define SHMRPC_VERSION_MINOR 2
 #define SHMRPC_VERSION_PATCH 0
-#define SHMRPC_VERSION_STRING "0.1.0"
+#define SHMRPC_VERSION_STRING "0.2.0"
 #define SHMRPC_VERSION_HEX                                                     \
   ((SHMRPC_VERSION_MAJOR << 16) | (SHMRPC_VERSION_MINOR << 8) |                \
    SHMRPC_VERSION_PATCH)
@@ -71,7 +71,12 @@ SHMRPC_EXTERN const char *shmrpc_version_string(void);
   XX(ESHUTDOWN, -10, "the server is shutting down")                            \
   XX(EACCES, -11, "permission denied")                                         \
   XX(EPROTO, -12, "not a compatible shmrpc service, or corrupted")             \
-  XX(EOS, -13, "operating system error")
+  XX(EOS, -13, "operating system error")                                       \
+  XX(EUNTRUSTED, -14,                                                          \
+     "the service belongs to a user this client does not trust")              \
+  XX(ENOSPC, -15, "not enough shared memory for the service")                 \
+  XX(EAGAIN, -16, "not now: no lane is free, or the call has not finished")   \
+  XX(ECANCELED, -17, "the call was canceled")
 
 enum shmrpc_error {
   SHMRPC_OK = 0,
@@ -84,6 +89,12 @@ enum shmrpc_error {
 SHMRPC_EXTERN const char *shmrpc_strerror(int err);
 /* The code's name, e.g. "SHMRPC_ETIMEDOUT"; "SHMRPC_UNKNOWN" if unknown. */
 SHMRPC_EXTERN const char *shmrpc_err_name(int err);
+/* The most specific message for err when a function of this library just
+ * returned it to this thread: what the operating system said and about
+ * which object or user, e.g. "/dev/shm is full: the service needs 1.0 MiB,
+ * 256.0 KiB are free". For other codes, or codes without details, it is
+ * shmrpc_strerror(err). Valid until this thread's next call into shmrpc. */
+SHMRPC_EXTERN const char *shmrpc_error_message(int err);
 
 /* ---- Limits and constants ---------------------------------------------- */
 
@@ -95,8 +106,22 @@ SHMRPC_EXTERN const char *shmrpc_err_name(int err);
 /* Slot capacity (bytes of request and of response): default and bounds. */
 #define SHMRPC_DEFAULT_CAPACITY (64u * 1024u)
 #define SHMRPC_MAX_CAPACITY (256u * 1024u * 1024u)
+/* Lanes: how many calls a service holds at once (server option). The
+ * default lets eight callers, processes or threads, call without waiting
+ * for one another, for about 1 MiB of shared memory at the default
+ * capacity; a ninth queues. */
+#define SHMRPC_DEFAULT_LANES 8u
+#define SHMRPC_MAX_LANES 64u
+/* All lanes together take at most this much shared memory. */
+#define SHMRPC_MAX_SERVICE_BYTES (4ull * 1024u * 1024u * 1024u)
+/* Server worker threads (server option). */
+#define SHMRPC_MAX_WORKERS 64u
+/* Largest spin window, in microseconds (the spin_us options). */
+#define SHMRPC_MAX_SPIN_US 10000
 /* Longest application error message, without its terminating NUL. */
 #define SHMRPC_MESSAGE_MAX 255
+/* Longest user name in the server_user client option. */
+#define SHMRPC_USER_MAX 255
 /* Method ids from this value up are reserved for built-in methods. */
 #define SHMRPC_METHOD_RESERVED 0xFFFF0000u
 /* Built-in: answers with the request bytes unchanged (shmrpc ping). */
@@ -107,10 +132,18 @@ SHMRPC_EXTERN const char *shmrpc_err_name(int err);
 
 /* Who may open a service (server option). */
 enum shmrpc_access {
-  SHMRPC_ACCESS_OWNER = 0,   /* the server's user only (default; 0600) */
-  SHMRPC_ACCESS_GROUP = 1,   /* and its group (0660) */
-  SHMRPC_ACCESS_EVERYONE = 2 /* every local user (0666) */
+  SHMRPC_ACCESS_OWNER = 0,   /* the server's user only (default) */
+  SHMRPC_ACCESS_GROUP = 1,   /* and its group */
+  SHMRPC_ACCESS_EVERYONE = 2 /* every local user */
 };
+
+/* What an event loop waits on: a file descriptor on POSIX, a HANDLE on
+ * Windows (shmrpc_client_waitable, shmrpc_server_waitable). */
+#ifdef _WIN32
+typedef void *shmrpc_waitable;
+#else
+typedef int shmrpc_waitable;
+#endif
 
 /* ---- Server ------------------------------------------------------------ */
 
@@ -126,10 +159,22 @@ typedef struct shmrpc_server_options {
   /* Windows only: create the names in Global\ instead of Local\ (needs
    * SeCreateGlobalPrivilege). Ignored elsewhere. Default 0. */
   int global_namespace;
-  /* How long the server spins for the next request before it sleeps in the
-   * kernel, in microseconds; -1 means the default, 0 never spins. Spinning
-   * is disabled on a single-CPU machine. */
+  /* How long an idle worker spins for the next request before it sleeps in
+   * the kernel, in microseconds; -1 means the default, 0 never spins, at
+   * most SHMRPC_MAX_SPIN_US. No spinning on a single-CPU machine, and one
+   * worker at a time spins. */
   int32_t spin_us;
+  /* How many calls the service holds at once, from any callers (each lane
+   * is a request/response slot of `capacity` bytes each way); a caller
+   * that finds every lane taken queues, first come first served. 0 means
+   * SHMRPC_DEFAULT_LANES; at most SHMRPC_MAX_LANES. */
+  uint32_t lanes;
+  /* Threads shmrpc_server_run() serves with (its own thread is one of
+   * them), so that calls on different lanes run at once. 0 means 1: then
+   * handlers run one at a time, as code written for one thread expects.
+   * With more, handlers must be thread-safe. At most SHMRPC_MAX_WORKERS and
+   * no more than the lanes. */
+  uint32_t workers;
 } shmrpc_server_options;
 
 /* Fills *options with the defaults. */
@@ -143,8 +188,9 @@ SHMRPC_EXTERN void shmrpc_server_options_init(shmrpc_server_options *options);
  * caller; a positive return is reported the same way, without a message.
  * Returning SHMRPC_ETOOBIG (as shmrpc_reply_write gives it) fails the call
  * with SHMRPC_ETOOBIG; another negative SHMRPC_E* code becomes application
- * error 1 with that code's message. Handlers run on the thread that runs
- * shmrpc_server_run().
+ * error 1 with that code's message. Handlers run on the server's workers
+ * (several at once when options.workers > 1), or on the thread that calls
+ * shmrpc_server_run_once() or shmrpc_server_dispatch().
  */
 typedef int (*shmrpc_handler)(void *user_data, const void *request,
                               size_t request_len, shmrpc_reply *reply);
@@ -191,16 +237,19 @@ SHMRPC_EXTERN int32_t shmrpc_reply_timeout(shmrpc_reply *reply);
 /*
  * Creates the service `name` and publishes it. options may be NULL.
  * Errors: SHMRPC_EINVAL (bad name or option), SHMRPC_EEXIST (a live server
- * serves the name), SHMRPC_EACCES, SHMRPC_EPROTO (the name is held by
- * something that is not a shmrpc service of this user), SHMRPC_ENOMEM,
- * SHMRPC_EOS. A name left behind by a server that died is taken over.
+ * serves the name), SHMRPC_EACCES (another user holds the name, or this
+ * user may not create it), SHMRPC_EPROTO (something that is not a shmrpc
+ * object holds it), SHMRPC_ENOSPC (not enough shared memory: the memory is
+ * reserved now, so a full /dev/shm fails here and never kills a process
+ * later), SHMRPC_ENOMEM, SHMRPC_EOS; shmrpc_error_message() says more. A
+ * name left behind by a server that died is taken over, whatever its bytes.
  */
 SHMRPC_EXTERN int shmrpc_server_create(shmrpc_server **out, const char *name,
                                        const shmrpc_server_options *options);
 
 /* Registers handler for method (below SHMRPC_METHOD_RESERVED) with a short
- * name (copied). Call before shmrpc_server_run(). SHMRPC_EEXIST if the id is
- * taken, SHMRPC_EINVAL for a reserved id or NULL handler. */
+ * name (copied). Call before serving. SHMRPC_EEXIST if the id is taken,
+ * SHMRPC_EINVAL for a reserved id or NULL handler. */
 SHMRPC_EXTERN int shmrpc_server_register(shmrpc_server *server,
                                          uint32_t method, const char *name,
                                          shmrpc_handler handler,
@@ -209,47 +258,71 @@ SHMRPC_EXTERN int shmrpc_server_register(shmrpc_server *server,
 /* Registers handler for every method id that no handler was registered
  * for, the built-in ping and list methods included (the server then no
  * longer answers those itself): a bridge forwards them all. The handler
- * learns the id from shmrpc_reply_method(). Call before
- * shmrpc_server_run(); a second call replaces the first. SHMRPC_EINVAL for
- * a NULL server or handler. */
+ * learns the id from shmrpc_reply_method(). Call before serving; a second
+ * call replaces the first. SHMRPC_EINVAL for a NULL server or handler. */
 SHMRPC_EXTERN int shmrpc_server_set_fallback(shmrpc_server *server,
                                              shmrpc_handler handler,
                                              void *user_data);
 
-/* Serves calls until shmrpc_server_stop(). Returns 0 when stopped. */
+/* Serves calls until shmrpc_server_stop(), on options.workers threads: this
+ * one and workers - 1 it starts and joins before it returns. Returns 0 once
+ * stopped; SHMRPC_EINVAL for a forked copy of the server (see
+ * shmrpc_server_destroy) or a server already running. */
 SHMRPC_EXTERN int shmrpc_server_run(shmrpc_server *server);
 
-/* Serves at most one call, waiting up to timeout_ms for it. Returns 0 when a
- * call was served, SHMRPC_ETIMEDOUT when none came, SHMRPC_ESHUTDOWN once
- * stopped. */
+/* Serves at most one call on this thread, waiting up to timeout_ms for it.
+ * Returns 0 when a call was served, SHMRPC_ETIMEDOUT when none came,
+ * SHMRPC_ESHUTDOWN once stopped. */
 SHMRPC_EXTERN int shmrpc_server_run_once(shmrpc_server *server,
                                          int32_t timeout_ms);
 
-/* Asks the loop to return after the call in progress. Safe from any thread
- * and from a signal handler. */
+/*
+ * A server inside an event loop: shmrpc_server_waitable gives the object to
+ * wait on (a file descriptor to poll for reading on POSIX, a HANDLE for
+ * WaitForMultipleObjects on Windows), and shmrpc_server_dispatch serves the
+ * calls posted now on the calling thread, without waiting, and returns how
+ * many it served (or SHMRPC_ESHUTDOWN once stopped). Call dispatch when the
+ * waitable is ready, and at least every 250 ms (so that the server repairs
+ * what a writer may have changed). A caller's post makes the waitable ready
+ * only while the server waits in its loop; a busy pair makes no system
+ * call. Not together with shmrpc_server_run() or run_once() (SHMRPC_EINVAL).
+ */
+SHMRPC_EXTERN int shmrpc_server_waitable(shmrpc_server *server,
+                                         shmrpc_waitable *out);
+SHMRPC_EXTERN int shmrpc_server_dispatch(shmrpc_server *server);
+
+/* Asks the workers to return after the calls in progress, and wakes an
+ * event loop waiting on the server's waitable. Safe from any thread and
+ * from a signal handler. */
 SHMRPC_EXTERN void shmrpc_server_stop(shmrpc_server *server);
 
 /* Stops serving: a call still posted is answered SHMRPC_ESHUTDOWN, waiting
  * callers get SHMRPC_ESHUTDOWN, every name the server created is removed, and
- * the handle is freed. Do not call it while shmrpc_server_run() runs. */
+ * the handle is freed. Called while shmrpc_server_run() runs on another
+ * thread, it stops the workers and waits for the handlers in progress
+ * first. In a child that fork() made, it frees the handle and leaves the
+ * parent's service alone. */
 SHMRPC_EXTERN void shmrpc_server_destroy(shmrpc_server *server);
 
-/* Counters kept in the service's control block. */
+/* Counters of a service. */
 typedef struct shmrpc_stats {
   uint64_t calls;          /* calls answered, built-ins included */
   uint64_t app_errors;     /* calls a handler failed */
-  uint64_t timeouts;       /* calls that timed out in a client */
-  uint64_t recoveries;     /* slot locks recovered from a dead client */
+  uint64_t timeouts;       /* calls that timed out in a client, as clients
+                              reported them */
+  uint64_t recoveries;     /* lane locks taken over from dead clients, as
+                              clients reported them */
   uint64_t bytes_in;       /* request bytes received */
   uint64_t bytes_out;      /* response bytes sent */
   uint64_t uptime_ms;      /* since the server started */
-  uint64_t repairs;        /* times the server put back a control block
-                              that someone else had written over */
+  uint64_t repairs;        /* repair passes that put back something a
+                              writer had changed */
 } shmrpc_stats;
 
 /* Copies the service's counters into *out. Returns 0, or SHMRPC_EINVAL for
- * a NULL argument. Safe while shmrpc_server_run() runs on another thread;
- * the counters may be mid-update by a call in progress. */
+ * a NULL argument or a fork child's copy of the server. Safe while the
+ * server serves on other threads; the counters may be mid-update by calls
+ * in progress. */
 SHMRPC_EXTERN int shmrpc_server_stats(const shmrpc_server *server,
                                       shmrpc_stats *out);
 
@@ -261,18 +334,30 @@ typedef struct shmrpc_client_options {
   /* Windows only: look for the service in Global\ instead of Local\. */
   int global_namespace;
   /* Spin window while waiting for the response, in microseconds; -1 means
-   * the default, 0 never spins. */
+   * the default, 0 never spins, at most SHMRPC_MAX_SPIN_US. */
   int32_t spin_us;
+  /* The user the server must run as: a name or a numeric id (POSIX), an
+   * account name or a SID string such as "S-1-5-18" (Windows). NULL (the
+   * default) trusts this user and the administrator (root, SYSTEM or the
+   * Administrators group). A service owned by anyone else is refused with
+   * SHMRPC_EUNTRUSTED, so that no other user can stand in for the server. */
+  const char *server_user;
 } shmrpc_client_options;
 
-/* Fills *options with the defaults (Local\ namespace, default spin). */
+/* Fills *options with the defaults (Local\ namespace, default spin, trust
+ * this user and the administrator). */
 SHMRPC_EXTERN void shmrpc_client_options_init(shmrpc_client_options *options);
 
 /*
  * Opens the service `name`, waiting up to timeout_ms for its server to
  * appear. options may be NULL. Errors: SHMRPC_EINVAL, SHMRPC_ENOSERVER (no
- * live server by the deadline), SHMRPC_EACCES, SHMRPC_EPROTO, SHMRPC_ENOMEM.
- * A handle is used by one thread at a time; open one per thread.
+ * live server by the deadline), SHMRPC_EACCES, SHMRPC_EUNTRUSTED (the
+ * service belongs to a user this client does not trust: name it in
+ * options.server_user to trust it), SHMRPC_EPROTO, SHMRPC_ENOMEM;
+ * shmrpc_error_message() says more.
+ *
+ * A handle is thread-safe: any number of threads may call through it at
+ * once, each call on its own lane.
  */
 SHMRPC_EXTERN int shmrpc_client_open(shmrpc_client **out, const char *name,
                                      const shmrpc_client_options *options,
@@ -281,7 +366,15 @@ SHMRPC_EXTERN int shmrpc_client_open(shmrpc_client **out, const char *name,
 /*
  * Calls method with request_len bytes of request and waits up to timeout_ms
  * for the answer, which is copied into response (response_cap bytes); its
- * length goes to *response_len (may be NULL).
+ * length goes to *response_len (may be NULL). The timeout covers waiting
+ * for a free lane, for a reconnection, and for the answer.
+ *
+ * With SHMRPC_NOWAIT the call waits for nothing but its answer: if no lane
+ * is free right now (or no server runs), it fails at once with
+ * SHMRPC_EAGAIN (or SHMRPC_ENOSERVER) without being sent; otherwise it is
+ * sent and its answer awaited for as long as the server lives (a server
+ * that dies or stops still ends the wait). So the result never depends on
+ * whether the server happened to be spinning.
  *
  * Returns 0 on success, or:
  * - SHMRPC_EAPP: the handler failed; see shmrpc_client_app_error().
@@ -291,51 +384,78 @@ SHMRPC_EXTERN int shmrpc_client_open(shmrpc_client **out, const char *name,
  *   the size needed).
  * - SHMRPC_ETIMEDOUT: no answer in time; a late answer is never delivered
  *   to a later call.
- * - SHMRPC_ESERVERDIED / SHMRPC_ESHUTDOWN: the server died or stopped. The
- *   handle reports it once; the next call reconnects to a new server of the
- *   same name if one runs (or fails with SHMRPC_ENOSERVER). A handler that
- *   forwards calls (see shmrpc_reply_fail) can also answer with
+ * - SHMRPC_EAGAIN: SHMRPC_NOWAIT and every lane was taken.
+ * - SHMRPC_ESERVERDIED / SHMRPC_ESHUTDOWN: the server died or stopped. Each
+ *   call that was waiting reports it; the next call reconnects to a new
+ *   server of the same name if one runs (or fails with SHMRPC_ENOSERVER). A
+ *   handler that forwards calls (see shmrpc_reply_fail) can also answer with
  *   SHMRPC_ETIMEDOUT, SHMRPC_ENOSERVER or SHMRPC_ESERVERDIED for the far
  *   side; such an answer leaves the handle connected.
- * - SHMRPC_EINVAL for bad arguments.
+ * - SHMRPC_EINVAL for bad arguments, or a handle being closed.
+ *
+ * In a child that fork() made, a handle inherited from the parent
+ * reconnects on its first call as a new client of the service.
  */
 SHMRPC_EXTERN int shmrpc_call(shmrpc_client *client, uint32_t method,
                               const void *request, size_t request_len,
                               void *response, size_t response_cap,
                               size_t *response_len, int32_t timeout_ms);
 
-/* After SHMRPC_EAPP: the handler's code (positive) and message ("" if none).
- * The message stays valid until the next call on this handle. */
+/* After SHMRPC_EAPP: the handler's code (positive) and message ("" if none)
+ * of the last call the calling thread made through this handle. The message
+ * stays valid until this thread's next call. 0 if that call did not fail
+ * with SHMRPC_EAPP. */
 SHMRPC_EXTERN int32_t shmrpc_client_app_error(const shmrpc_client *client,
                                               const char **message);
 
 /* The slot capacity of the connected service (0 if disconnected). */
 SHMRPC_EXTERN size_t shmrpc_client_capacity(const shmrpc_client *client);
 
-/* Closes the handle and frees it; NULL does nothing. Never call it while
- * another thread is inside shmrpc_call() on the same handle. */
+/* Closes the handle and frees it; NULL does nothing. Calls in progress on
+ * other threads finish first (the handle is freed when the last returns);
+ * no call may start on the handle once close has begun. */
 SHMRPC_EXTERN void shmrpc_client_close(shmrpc_client *client);
 
+/* ---- Services ---------------------------------------------------------- */
+
 /* Removes the names a dead server left behind (a new server takes them
- * over anyway; this is for tidying up). Returns 0 if removed or absent,
- * SHMRPC_EEXIST if a live server serves the name, SHMRPC_EACCES or
- * SHMRPC_EPROTO if the names are not this user's shmrpc service, SHMRPC_EINVAL
- * for a bad name. On Windows names vanish with their last handle. */
+ * over anyway; this is for tidying up), whatever their bytes. Returns 0 if
+ * removed or absent, SHMRPC_EEXIST if a live server serves the name,
+ * SHMRPC_EACCES or SHMRPC_EPROTO if the names are not this user's shmrpc
+ * service, SHMRPC_EINVAL for a bad name. On Windows names vanish with
+ * their last handle. */
 SHMRPC_EXTERN int shmrpc_service_clean(const char *name, int global_namespace);
 
+/* One lane, as shmrpc_service_query sees it. */
+typedef struct shmrpc_lane_info {
+  int state;             /* 0 idle, 1 posted (waiting for the server),
+                            2 busy (the server runs its handler) */
+  int lock_held;         /* 1 while a caller holds the lane */
+  int lock_owner_alive;  /* 1 if that caller's process lives */
+  uint64_t lock_held_ms; /* for about how long the same caller has held it,
+                            as the server last saw it (0 if free) */
+  uint64_t calls;        /* calls answered on this lane */
+} shmrpc_lane_info;
+
 /* What shmrpc_service_query reports of a service, alive or not. The counts
- * come from the service's control block, as the server wrote them. */
+ * come from the server area, as the server wrote them. */
 typedef struct shmrpc_service_info {
   int alive;             /* 1 while its server holds the name */
+  int complete;          /* 0 for names a server is still creating, or left
+                            half made when it died: nothing else is set */
   uint32_t server_pid;   /* as the server wrote it (diagnostics only) */
   uint32_t capacity;     /* slot capacity in bytes */
   uint64_t generation;   /* random per server instance */
-  int slot_state;        /* 0 idle, 1 posted (waiting for the server),
-                            2 busy (the server runs a handler) */
+  int slot_state;        /* the busiest lane's state (see shmrpc_lane_info) */
   shmrpc_stats stats;    /* uptime_ms is 0 for a dead server */
+  uint32_t lanes;        /* lanes of the service */
+  uint32_t workers;      /* the server's worker threads */
+  uint32_t queued;       /* callers waiting for a lane */
+  char owner[64];        /* the user that owns the names */
+  shmrpc_lane_info lane[SHMRPC_MAX_LANES]; /* the first `lanes` are set */
 } shmrpc_service_info;
 
-/* Reads the control block of service `name` without calling it.
+/* Reads the server area of service `name` without calling it.
  * SHMRPC_ENOSERVER if no such names exist; SHMRPC_EACCES, SHMRPC_EPROTO. */
 SHMRPC_EXTERN int shmrpc_service_query(const char *name, int global_namespace,
                                        shmrpc_service_info *out);

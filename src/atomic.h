@@ -34,6 +34,17 @@ static inline uint32_t shmrpc__load32_sc(const volatile uint32_t *p) {
 static inline uint32_t shmrpc__xchg32(volatile uint32_t *p, uint32_t v) {
   return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);
 }
+/* Compare-and-swap: stores desired if *p holds expected; returns 1 if it
+ * did. Sequentially consistent. */
+static inline int shmrpc__cas32(volatile uint32_t *p, uint32_t expected,
+                                uint32_t desired) {
+  return __atomic_compare_exchange_n(p, &expected, desired, 0,
+                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+/* Adds v and returns the value before. Sequentially consistent. */
+static inline uint32_t shmrpc__fetch_add32(volatile uint32_t *p, uint32_t v) {
+  return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+}
 static inline uint64_t shmrpc__load64(const volatile uint64_t *p) {
   return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
@@ -84,6 +95,15 @@ static inline uint32_t shmrpc__load32_sc(const volatile uint32_t *p) {
 }
 static inline uint32_t shmrpc__xchg32(volatile uint32_t *p, uint32_t v) {
   return (uint32_t)_InterlockedExchange((volatile long *)p, (long)v);
+}
+static inline int shmrpc__cas32(volatile uint32_t *p, uint32_t expected,
+                                uint32_t desired) {
+  return (uint32_t)_InterlockedCompareExchange((volatile long *)p,
+                                               (long)desired,
+                                               (long)expected) == expected;
+}
+static inline uint32_t shmrpc__fetch_add32(volatile uint32_t *p, uint32_t v) {
+  return (uint32_t)_InterlockedExchangeAdd((volatile long *)p, (long)v);
 }
 static inline uint64_t shmrpc__load64(const volatile uint64_t *p) {
   return (uint64_t)_InterlockedOr64((volatile __int64 *)p, 0);

@@ -1,28 +1,61 @@
-/* The client: opens a service and makes blocking calls through its slot. */
+/*
+ * The client: a thread-safe handle on a service, and blocking calls.
+ *
+ * A handle holds a *connection* (the mapped service, its lanes, the client
+ * token the backend took). Any number of threads call through one handle at
+ * once; each call takes a lane of its own (the backend's lane locks and
+ * queue say which), so concurrent calls never share a slot.
+ *
+ * When the server dies or stops, the connection is marked dead; every call
+ * that waits on it reports that, and the next call makes a new connection.
+ * A replaced connection may still be in use by calls on other threads, so
+ * it is *retired*, not closed: each call counts itself in `active` before it
+ * loads the connection, and a retired connection is closed by the call that
+ * brings `active` back to zero after the retirement (the epoch says which
+ * retirements that call may close).
+ */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core.h"
 
-/* take_answer's code for an answer that says SHMRPC_ESERVERDIED: a far
- * server died, not ours, so the handle stays connected. */
-#define SHMRPC__FORWARDED_DIED (-1000)
+typedef struct shmrpc__conn {
+  /* What a call reads first. */
+  shmrpc__os_service *service;
+  const void *server;      /* server area: read-only, untrusted */
+  void *calls;             /* calls area */
+  uint32_t capacity;       /* validated when connecting */
+  uint32_t lanes;
+  uint64_t generation;     /* of the server connected to */
+  volatile uint32_t dead;  /* 1 once its server died or stopped */
+  shmrpc__lane lane[SHMRPC_MAX_LANES];
+  shmrpc__spin spin[SHMRPC_MAX_LANES]; /* per lane: one call at a time */
+  uint64_t retired_epoch;  /* when it was retired */
+  struct shmrpc__conn *retired_next;
+} shmrpc__conn;
 
 struct shmrpc_client {
-  /* What a call uses first, so that it fits one or two cache lines. */
-  shmrpc__control *control;     /* start of the area; NULL disconnected */
-  shmrpc__os_service *service;  /* NULL while disconnected */
-  unsigned char *request_area;  /* in shared memory */
-  unsigned char *response_area; /* in shared memory: untrusted */
-  uint32_t capacity;            /* validated when connecting */
-  uint32_t waiting_seq;         /* the call being waited for */
-  uint64_t generation;          /* of the server connected to */
-  shmrpc__spin spin;            /* adaptive spin while waiting */
-  int32_t app_code;             /* of the last call; 0 unless SHMRPC_EAPP */
+  shmrpc__conn *volatile conn;    /* the current connection, or NULL */
+  volatile uint32_t active;       /* calls inside the handle */
+  volatile uint32_t closing;      /* shmrpc_client_close has begun */
+  volatile uint32_t connecting;   /* one thread (re)connects at a time */
+  volatile uint64_t epoch;        /* bumped by each retirement */
+  shmrpc__conn *volatile retired; /* replaced connections not closed yet */
+  int32_t spin_us;
   int global_namespace;
+  int has_server_user;
+  char server_user[SHMRPC_USER_MAX + 1];
   char name[SHMRPC_NAME_MAX + 1];
-  char app_message[SHMRPC_MESSAGE_MAX + 1]; /* valid while app_code != 0 */
 };
+
+/* The application error of the calling thread's last call, and the lane it
+ * used last (a hint: the lane's lines are likely in its cache). */
+static SHMRPC__THREAD_LOCAL struct {
+  const shmrpc_client *client;
+  int32_t code;
+  char message[SHMRPC_MESSAGE_MAX + 1];
+} last_app_error;
+static SHMRPC__THREAD_LOCAL uint32_t last_lane;
 
 void shmrpc_client_options_init(shmrpc_client_options *options) {
   if (options == NULL)
@@ -31,65 +64,194 @@ void shmrpc_client_options_init(shmrpc_client_options *options) {
   options->spin_us = -1;
 }
 
-static void disconnect(shmrpc_client *client) {
-  shmrpc__os_service_close(client->service);
-  client->service = NULL;
-  client->control = NULL;
-  client->capacity = 0;
+/* ---- Connections ------------------------------------------------------- */
+
+static void conn_close(shmrpc__conn *conn) {
+  shmrpc__os_service_close(conn->service);
+  free(conn);
 }
 
-/* Validates a freshly mapped area. Returns 0, SHMRPC_ENOSERVER when the
+/* Validates a freshly mapped service. Returns 0, SHMRPC_ENOSERVER when the
  * server is still starting or already stopping (worth retrying), or
- * SHMRPC_EPROTO when it is not a compatible service. */
-static int check_area(shmrpc_client *client, void *area, size_t area_size) {
-  shmrpc__header *header = area;
-  uint32_t magic, version, capacity, state;
+ * SHMRPC_EPROTO when it is not a compatible service. Each field is read
+ * once. */
+static int conn_check(shmrpc__conn *conn, size_t server_size,
+                      size_t calls_size) {
+  const shmrpc__header *header = shmrpc__area_header(conn->server);
+  uint32_t magic, version, capacity, lanes, state, i;
+  uint64_t want_server, want_calls;
 
-  if (area_size < sizeof(shmrpc__control))
+  if (server_size < SHMRPC__OFF_ANSWERS)
     return SHMRPC_ENOSERVER;
   magic = shmrpc__load32(&header->magic);
   if (magic == 0)
     return SHMRPC_ENOSERVER;
   version = shmrpc__load32_relaxed(&header->version);
   capacity = shmrpc__load32_relaxed(&header->capacity);
+  lanes = shmrpc__load32_relaxed(&header->lanes);
   if (magic != SHMRPC__MAGIC || version != SHMRPC__PROTOCOL_VERSION ||
-      capacity == 0 || capacity > SHMRPC_MAX_CAPACITY ||
-      shmrpc__area_size(capacity) > area_size)
-    return SHMRPC_EPROTO;
+      capacity == 0 || capacity > SHMRPC_MAX_CAPACITY || lanes == 0 ||
+      lanes > SHMRPC_MAX_LANES)
+    return shmrpc__error_detail(SHMRPC_EPROTO,
+                                "not a shmrpc service of protocol %u",
+                                SHMRPC__PROTOCOL_VERSION);
+  want_server = shmrpc__server_size(capacity, lanes);
+  want_calls = shmrpc__calls_size(capacity, lanes);
+  if (want_server > server_size || want_calls > calls_size)
+    return shmrpc__error_detail(SHMRPC_EPROTO,
+                                "the service's areas are smaller than its "
+                                "header says");
   state = shmrpc__load32_relaxed(&header->server_state);
   if (state != SHMRPC__SERVER_RUNNING)
     return SHMRPC_ENOSERVER;
-  client->generation = shmrpc__load64(&header->generation);
-  client->capacity = capacity;
-  client->control = area;
-  client->request_area = shmrpc__request_area(area);
-  client->response_area = shmrpc__response_area(area, capacity);
+  conn->generation = shmrpc__load64(&header->generation);
+  conn->capacity = capacity;
+  conn->lanes = lanes;
+  for (i = 0; i < lanes; i++) {
+    shmrpc__lane *lane = &conn->lane[i];
+    lane->request = shmrpc__area_request(conn->calls, i);
+    lane->answer = shmrpc__area_answer(conn->server, i);
+    lane->payload = shmrpc__area_payload(conn->calls, lanes, capacity, i);
+    lane->response =
+        shmrpc__area_response(conn->server, lanes, capacity, i);
+    lane->message = shmrpc__area_message(conn->server, lanes, i);
+  }
   return 0;
 }
 
-/* Connects, polling for the server until the deadline. */
-static int connect_service(shmrpc_client *client,
-                           shmrpc__deadline *deadline) {
+/* Opens a new connection, polling for the server until the deadline. */
+static int conn_open(const shmrpc_client *client, shmrpc__deadline *deadline,
+                     shmrpc__conn **out) {
+  shmrpc__os_open_options options;
   int32_t pause_ms = 1;
+  options.global_namespace = client->global_namespace;
+  options.server_user = client->has_server_user ? client->server_user : NULL;
   for (;;) {
-    void *area = NULL;
-    size_t area_size = 0;
-    int rc = shmrpc__os_service_open(client->name, client->global_namespace,
-                                     &client->service, &area, &area_size);
+    shmrpc__conn *conn = calloc(1, sizeof(*conn));
+    const void *server = NULL;
+    void *calls = NULL;
+    size_t server_size = 0, calls_size = 0;
+    uint32_t i;
+    int rc;
+    if (conn == NULL)
+      return SHMRPC_ENOMEM;
+    shmrpc__error_clear();
+    rc = shmrpc__os_service_open(client->name, &options, &conn->service,
+                                 &server, &server_size, &calls, &calls_size);
     if (rc == 0) {
-      rc = check_area(client, area, area_size);
-      if (rc == 0)
+      conn->server = server;
+      conn->calls = calls;
+      rc = conn_check(conn, server_size, calls_size);
+      if (rc == 0) {
+        for (i = 0; i < conn->lanes; i++)
+          shmrpc__spin_init(&conn->spin[i], client->spin_us);
+        *out = conn;
         return 0;
-      disconnect(client);
+      }
+      shmrpc__os_service_close(conn->service);
     }
+    free(conn);
     if (rc != SHMRPC_ENOSERVER)
       return rc;
     /* No notification exists for a name appearing: poll, backing off. */
     pause_ms = shmrpc__deadline_slice(deadline, pause_ms);
     if (pause_ms == 0)
-      return SHMRPC_ENOSERVER;
+      return rc;
     shmrpc__os_sleep_ms(pause_ms);
     pause_ms = pause_ms < 16 ? pause_ms * 2 : 20;
+  }
+}
+
+/* Closes the retired connections that no call can be using any more:
+ * those retired at or before `epoch`, which the caller read before it saw
+ * `active` reach zero. */
+SHMRPC__COLD static void close_retired(shmrpc_client *client, uint64_t epoch) {
+  shmrpc__conn *list =
+      __atomic_exchange_n(&client->retired, NULL, __ATOMIC_SEQ_CST);
+  while (list != NULL) {
+    shmrpc__conn *next = list->retired_next;
+    if (list->retired_epoch <= epoch) {
+      conn_close(list);
+    } else { /* too recent: put it back */
+      shmrpc__conn *head = __atomic_load_n(&client->retired, __ATOMIC_SEQ_CST);
+      do {
+        list->retired_next = head;
+      } while (!__atomic_compare_exchange_n(&client->retired, &head, list, 0,
+                                            __ATOMIC_SEQ_CST,
+                                            __ATOMIC_SEQ_CST));
+    }
+    list = next;
+  }
+}
+
+static void retire(shmrpc_client *client, shmrpc__conn *conn) {
+  shmrpc__conn *head;
+  conn->retired_epoch = __atomic_add_fetch(&client->epoch, 1, __ATOMIC_SEQ_CST);
+  head = __atomic_load_n(&client->retired, __ATOMIC_SEQ_CST);
+  do {
+    conn->retired_next = head;
+  } while (!__atomic_compare_exchange_n(&client->retired, &head, conn, 0,
+                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+}
+
+/* A call enters and leaves the handle; see the top of this file. */
+SHMRPC__HOT static int enter(shmrpc_client *client) {
+  shmrpc__fetch_add32(&client->active, 1u);
+  if (SHMRPC__UNLIKELY(shmrpc__load32(&client->closing) != 0)) {
+    shmrpc__fetch_add32(&client->active, (uint32_t)-1);
+    return SHMRPC_EINVAL;
+  }
+  return 0;
+}
+
+SHMRPC__HOT static void leave(shmrpc_client *client) {
+  uint64_t epoch = __atomic_load_n(&client->epoch, __ATOMIC_SEQ_CST);
+  if (shmrpc__fetch_add32(&client->active, (uint32_t)-1) == 1u &&
+      SHMRPC__UNLIKELY(__atomic_load_n(&client->retired, __ATOMIC_SEQ_CST) !=
+                       NULL))
+    close_retired(client, epoch);
+}
+
+/* Gives the handle a working connection: the current one if it is alive,
+ * else a new one. One thread connects; others wait for it, within their
+ * own deadlines. */
+SHMRPC__COLD static int reconnect(shmrpc_client *client,
+                                  shmrpc__deadline *deadline,
+                                  shmrpc__conn **out) {
+  for (;;) {
+    shmrpc__conn *conn = __atomic_load_n(&client->conn, __ATOMIC_ACQUIRE);
+    shmrpc__conn *fresh = NULL;
+    int rc;
+    if (conn != NULL && !conn->dead &&
+        !shmrpc__os_service_forked(conn->service)) {
+      *out = conn;
+      return 0;
+    }
+    if (!shmrpc__cas32(&client->connecting, 0, 1)) {
+      int32_t pause = shmrpc__deadline_slice(deadline, 1);
+      if (pause == 0 && deadline->timeout_ms >= 0)
+        return SHMRPC_ENOSERVER;
+      shmrpc__os_sleep_ms(pause > 0 ? pause : 1);
+      continue;
+    }
+    /* Ours to replace, if nobody did it meanwhile. */
+    if (__atomic_load_n(&client->conn, __ATOMIC_ACQUIRE) != conn) {
+      shmrpc__store32(&client->connecting, 0);
+      continue;
+    }
+    rc = conn_open(client, deadline, &fresh);
+    if (rc != 0 && conn == NULL) {
+      shmrpc__store32(&client->connecting, 0);
+      return rc;
+    }
+    __atomic_store_n(&client->conn, fresh, __ATOMIC_RELEASE);
+    if (conn != NULL)
+      retire(client, conn);
+    shmrpc__store32(&client->connecting, 0);
+    if (rc != 0)
+      return rc;
+    *out = fresh;
+    return 0;
   }
 }
 
@@ -98,177 +260,206 @@ int shmrpc_client_open(shmrpc_client **out, const char *name,
                        int32_t timeout_ms) {
   shmrpc_client *client;
   shmrpc__deadline deadline;
+  shmrpc__conn *conn = NULL;
   int rc;
 
+  shmrpc__error_clear();
   if (out == NULL)
     return SHMRPC_EINVAL;
   *out = NULL;
-  if (shmrpc_name_check(name) != 0 || timeout_ms < SHMRPC_INFINITE ||
-      (options != NULL && options->spin_us < -1))
+  if (shmrpc_name_check(name) != 0)
+    return shmrpc__error_detail(SHMRPC_EINVAL,
+                                "bad service name: a name is 1 to %d "
+                                "characters of A-Z, a-z, 0-9, '.', '_', '-'",
+                                SHMRPC_NAME_MAX);
+  if (timeout_ms < SHMRPC_INFINITE ||
+      (options != NULL &&
+       (options->spin_us < -1 || options->spin_us > SHMRPC_MAX_SPIN_US)))
     return SHMRPC_EINVAL;
+  if (options != NULL && options->server_user != NULL &&
+      strlen(options->server_user) > SHMRPC_USER_MAX)
+    return shmrpc__error_detail(SHMRPC_EINVAL, "server user name too long");
   client = calloc(1, sizeof(*client));
   if (client == NULL)
     return SHMRPC_ENOMEM;
   strcpy(client->name, name); /* length checked by shmrpc_name_check */
   client->global_namespace = options != NULL && options->global_namespace;
-  shmrpc__spin_init(&client->spin, options != NULL ? options->spin_us : -1);
-
+  client->spin_us = options != NULL ? options->spin_us : -1;
+  if (options != NULL && options->server_user != NULL) {
+    client->has_server_user = 1;
+    strcpy(client->server_user, options->server_user);
+  }
   deadline = shmrpc__deadline_in(timeout_ms);
-  rc = connect_service(client, &deadline);
+  rc = conn_open(client, &deadline, &conn);
   if (rc != 0) {
     free(client);
     return rc;
   }
+  client->conn = conn;
   *out = client;
   return 0;
 }
 
 void shmrpc_client_close(shmrpc_client *client) {
+  shmrpc__conn *conn;
   if (client == NULL)
     return;
-  disconnect(client);
+  shmrpc__store32_sc(&client->closing, 1);
+  /* Calls in progress on other threads finish first. */
+  while (shmrpc__load32_sc(&client->active) != 0)
+    shmrpc__os_sleep_ms(1);
+  conn = client->conn;
+  if (conn != NULL)
+    conn_close(conn);
+  close_retired(client, UINT64_MAX);
   free(client);
 }
 
 size_t shmrpc_client_capacity(const shmrpc_client *client) {
-  return client == NULL ? 0 : client->capacity;
+  const shmrpc__conn *conn;
+  if (client == NULL)
+    return 0;
+  conn = __atomic_load_n(&client->conn, __ATOMIC_ACQUIRE);
+  return conn == NULL || conn->dead ? 0 : conn->capacity;
 }
 
 int32_t shmrpc_client_app_error(const shmrpc_client *client,
                                 const char **message) {
-  int32_t code = client == NULL ? 0 : client->app_code;
+  int32_t code = client != NULL && last_app_error.client == client
+                     ? last_app_error.code
+                     : 0;
   if (message != NULL)
-    *message = code != 0 ? client->app_message : "";
+    *message = code != 0 ? last_app_error.message : "";
   return code;
 }
 
+/* ---- Calls ------------------------------------------------------------- */
+
+/* What a waiting call looks at. */
+typedef struct call_wait {
+  shmrpc__conn *conn;
+  shmrpc__lane *lane;
+  uint32_t seq;
+} call_wait;
+
 /* Is the server still there? Cheap checks first; the kernel has the last
- * word. Returns 0, SHMRPC_ESHUTDOWN or SHMRPC_ESERVERDIED. */
-static int server_health(void *ctx) {
-  shmrpc_client *client = ctx;
-  shmrpc__header *header = &client->control->header;
-  /* A new server can take over a dead one's mapping while this client still
-   * has it mapped (Windows keeps a named mapping while any handle is open):
-   * a changed generation means ours died. */
-  if (shmrpc__load64(&header->generation) != client->generation)
-    return SHMRPC_ESERVERDIED;
-  if (shmrpc__load32(&header->server_state) == SHMRPC__SERVER_STOPPING)
-    return SHMRPC_ESHUTDOWN;
-  if (!shmrpc__os_server_alive(client->service)) {
-    /* Tell callers queued behind us, so they need not find out slowly. */
-    shmrpc__store32(&header->server_dead, 1);
-    return SHMRPC_ESERVERDIED;
+ * word. Returns 0, SHMRPC_ESHUTDOWN or SHMRPC_ESERVERDIED, and marks the
+ * connection dead for the other calls on it. */
+static int server_health(shmrpc__conn *conn) {
+  const shmrpc__header *header = shmrpc__area_header(conn->server);
+  int rc = 0;
+  if (shmrpc__load64(&header->generation) != conn->generation ||
+      conn->dead)
+    rc = SHMRPC_ESERVERDIED;
+  else if (shmrpc__load32(&header->server_state) == SHMRPC__SERVER_STOPPING)
+    rc = SHMRPC_ESHUTDOWN;
+  else if (!shmrpc__os_server_alive(conn->service)) {
+    /* Tell callers of other handles, so they need not find out slowly. */
+    shmrpc__store32(&shmrpc__area_calls_header(conn->calls)->server_dead, 1);
+    rc = SHMRPC_ESERVERDIED;
   }
-  return 0;
-}
-
-/* The server has answered every call it took. */
-SHMRPC__HOT static int slot_not_busy(void *ctx) {
-  shmrpc_client *client = ctx;
-  shmrpc__server_line *line = &client->control->server;
-  return shmrpc__load32_sc(&line->response_seq) ==
-                 shmrpc__load32(&line->taken_seq)
-             ? 1
-             : 0;
-}
-
-/* The answer is there once the server's line carries our sequence number:
- * one cache line to poll, written by the server alone. */
-SHMRPC__HOT static int answer_ready(void *ctx) {
-  shmrpc_client *client = ctx;
-  return shmrpc__load32_sc(&client->control->server.response_seq) ==
-                 client->waiting_seq
-             ? 1
-             : 0;
-}
-
-/* Withdraws posted call `seq`: FREE first, then a look at taken_seq (the
- * server does the mirror image; see layout.h). Returns 1 if withdrawn, 0 if
- * the server has taken it. */
-static int withdraw(shmrpc_client *client, uint32_t seq) {
-  shmrpc__control *control = client->control;
-  shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_FREE);
-  return shmrpc__load32_sc(&control->server.taken_seq) != seq;
-}
-
-/* Takes the slot mutex after a first try (whose result is `rc`) found it
- * held or abandoned: waits in slices, so that a dead or stopping server ends
- * the wait early. Repairs nothing yet: that is prepare_slot's job. */
-SHMRPC__COLD static int lock_slot_slow(shmrpc_client *client, int rc,
-                                       shmrpc__deadline *deadline) {
-  int32_t slice = SHMRPC_NOWAIT;
-  int waited;
-  for (waited = 0;; waited = 1) {
-    if (rc == SHMRPC__ABANDONED) {
-      shmrpc__add64(&client->control->stats.recoveries, 1);
-      return 0;
-    }
-    if (rc != SHMRPC_ETIMEDOUT)
-      return rc;
-    if (waited) {
-      rc = server_health(client);
-      if (rc != 0)
-        return rc;
-      if (slice == 0 || shmrpc__deadline_expired(deadline))
-        return SHMRPC_ETIMEDOUT;
-    }
-    slice = shmrpc__deadline_slice(deadline, SHMRPC__SLICE_MS);
-    rc = shmrpc__os_slot_lock(client->service, slice);
-  }
-}
-
-/* The header says the server changed, died or is stopping, or someone
- * wrote into it: server_health decides. */
-SHMRPC__COLD static int recheck_server(shmrpc_client *client) {
-  int rc = server_health(client);
-  if (rc == 0) /* a false hint (the server lives): clear it */
-    shmrpc__store32(&client->control->header.server_dead, 0);
+  if (rc != 0)
+    shmrpc__store32(&conn->dead, 1);
   return rc;
 }
 
-/* The slot as a finished call leaves it: nothing posted, or the last call
- * posted, taken and answered. Anything else needs prepare_slot. */
-SHMRPC__HOT static int slot_idle(shmrpc__control *control) {
-  uint32_t state = shmrpc__load32_sc(&control->client.slot_state);
-  uint32_t posted = shmrpc__load32(&control->client.call_seq);
-  uint32_t taken = shmrpc__load32_sc(&control->server.taken_seq);
-  if (state != SHMRPC__SLOT_FREE &&
-      (state != SHMRPC__SLOT_POSTED || posted != taken))
-    return 0;
-  return shmrpc__load32_sc(&control->server.response_seq) == taken;
+static int wait_health(void *ctx) {
+  return server_health(((call_wait *)ctx)->conn);
+}
+
+static int lane_not_busy(void *ctx) {
+  return shmrpc__lane_not_busy(((call_wait *)ctx)->lane);
+}
+
+/* The answer is there once the answer line carries our sequence number:
+ * one cache line to poll, written by the server alone. */
+SHMRPC__HOT static int answer_ready(void *ctx) {
+  call_wait *wait = ctx;
+  return shmrpc__load32_sc(&wait->lane->answer->response_seq) == wait->seq
+             ? 1
+             : 0;
+}
+
+/* Counts a client-side event in the calls area, where the server folds it
+ * into its counters. */
+static void report(volatile uint64_t *counter) { shmrpc__add64(counter, 1); }
+
+/* Takes a lane after the first try (whose result is `rc`) found none:
+ * queues for one in slices, so that a dead or stopping server ends the
+ * wait. SHMRPC_NOWAIT does not queue. */
+SHMRPC__COLD static int take_lane_slow(shmrpc__conn *conn, int rc,
+                                       shmrpc__deadline *deadline,
+                                       uint32_t *lane) {
+  shmrpc__os_lane_waiter waiter;
+  if (rc != SHMRPC_EAGAIN)
+    return rc;
+  if (deadline->timeout_ms == 0)
+    return SHMRPC_EAGAIN;
+  memset(&waiter, 0, sizeof(waiter));
+  for (;;) {
+    int32_t slice = shmrpc__deadline_slice(deadline, SHMRPC__SLICE_MS);
+    if (slice == 0) {
+      shmrpc__os_lane_wait_end(conn->service, &waiter);
+      return SHMRPC_ETIMEDOUT;
+    }
+    rc = shmrpc__os_lane_wait(conn->service, &waiter, slice, lane);
+    if (rc >= 0)
+      return rc;
+    if (rc == SHMRPC_ETIMEDOUT)
+      rc = server_health(conn);
+    if (rc != 0) {
+      shmrpc__os_lane_wait_end(conn->service, &waiter);
+      return rc;
+    }
+  }
+}
+
+/* The header says the server changed, died or is stopping, or a caller
+ * left a hint that it died: server_health decides. */
+SHMRPC__COLD static int recheck_server(shmrpc__conn *conn) {
+  int rc = server_health(conn);
+  if (rc == 0) /* a false hint (the server lives): clear it */
+    shmrpc__store32(&shmrpc__area_calls_header(conn->calls)->server_dead, 0);
+  return rc;
 }
 
 /*
- * With the mutex held, makes the slot ours to post into. What a previous
+ * With the lane held, makes its slot ours to post into. What a previous
  * holder left tells what happened to it: a posted call the server never took
  * means it died right after posting (withdraw it); a call taken but not
- * answered means it timed out or died while the server works (wait for
- * that answer, which nobody will read). Anything else is idle.
+ * answered means it timed out or died while the server works (wait for that
+ * answer, which nobody will read). Anything else is idle.
  */
-SHMRPC__COLD static int prepare_slot(shmrpc_client *client,
+SHMRPC__COLD static int prepare_lane(shmrpc__conn *conn, uint32_t index,
                                      shmrpc__deadline *deadline) {
-  shmrpc__control *control = client->control;
+  shmrpc__lane *lane = &conn->lane[index];
+  call_wait wait;
+  shmrpc__sleep how;
+  wait.conn = conn;
+  wait.lane = lane;
+  wait.seq = 0;
+  how.event = SHMRPC__EVENT_RESPONSE(index);
+  how.sleepers = &lane->request->response_sleepers;
+  how.mark = SHMRPC__SLEEPER_EVENT;
   for (;;) {
     uint32_t state, posted, taken;
     int rc;
-    if (slot_idle(control))
+    if (shmrpc__lane_idle(lane))
       return 0;
-    state = shmrpc__load32_sc(&control->client.slot_state);
-    posted = shmrpc__load32(&control->client.call_seq);
-    taken = shmrpc__load32_sc(&control->server.taken_seq);
+    state = shmrpc__load32_sc(&lane->request->slot_state);
+    posted = shmrpc__load32(&lane->request->call_seq);
+    taken = shmrpc__load32_sc(&lane->answer->taken_seq);
     if (state == SHMRPC__SLOT_POSTED && posted != taken) {
-      (void)withdraw(client, posted);
+      (void)shmrpc__lane_withdraw(lane, posted);
       continue;
     }
     if (state != SHMRPC__SLOT_POSTED && state != SHMRPC__SLOT_FREE) {
-      shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_FREE);
+      shmrpc__store32_sc(&lane->request->slot_state, SHMRPC__SLOT_FREE);
       continue; /* corrupted */
     }
     /* Busy: the server still works on an earlier call. */
-    rc = shmrpc__wait(client->service, SHMRPC__EVENT_RESPONSE,
-                      &control->server.response_sleepers, slot_not_busy,
-                      server_health, client, &client->spin, 0, deadline,
-                      SHMRPC__SLICE_MS);
+    rc = shmrpc__wait(conn->service, &how, lane_not_busy, wait_health, &wait,
+                      &conn->spin[index], 0, deadline, SHMRPC__SLICE_MS);
     if (rc < 0)
       return rc;
   }
@@ -276,69 +467,92 @@ SHMRPC__COLD static int prepare_slot(shmrpc_client *client,
 
 /* Any answer but a success that fits the caller's buffer. status and len
  * were read once by take_answer; they are validated here. */
-SHMRPC__COLD static int take_other_answer(shmrpc_client *client, int32_t status,
-                                          uint32_t len, size_t *response_len) {
-  shmrpc__control *control = client->control;
+SHMRPC__COLD static int take_other_answer(shmrpc_client *client,
+                                          shmrpc__conn *conn,
+                                          const shmrpc__lane *lane,
+                                          int32_t status, uint32_t len,
+                                          size_t *response_len) {
   switch (status) {
   case 0:
-    if (len > client->capacity)
+    if (len > conn->capacity)
       return SHMRPC_EPROTO;
     if (response_len != NULL)
       *response_len = len;
     return SHMRPC_ETOOBIG; /* the caller's buffer is too small */
   case SHMRPC_EAPP: {
-    uint32_t message_len =
-        shmrpc__load32_relaxed(&control->server.message_len);
+    uint32_t message_len = shmrpc__load32_relaxed(&lane->answer->message_len);
     int32_t code = (int32_t)shmrpc__load32_relaxed(
-        (volatile uint32_t *)&control->server.app_code);
+        (const volatile uint32_t *)&lane->answer->app_code);
     if (message_len > SHMRPC_MESSAGE_MAX)
       message_len = SHMRPC_MESSAGE_MAX;
-    memcpy(client->app_message, control->message, message_len);
-    client->app_message[message_len] = '\0';
-    client->app_code = code > 0 ? code : 1;
+    memcpy(last_app_error.message, lane->message, message_len);
+    last_app_error.message[message_len] = '\0';
+    last_app_error.client = client;
+    last_app_error.code = code > 0 ? code : 1;
     return SHMRPC_EAPP;
   }
+  case SHMRPC_ESHUTDOWN:
+    shmrpc__store32(&conn->dead, 1);
+    return SHMRPC_ESHUTDOWN;
   case SHMRPC_ENOMETHOD:
   case SHMRPC_ETOOBIG:
-  case SHMRPC_ESHUTDOWN:
   case SHMRPC_ETIMEDOUT:
   case SHMRPC_ENOSERVER:
+  case SHMRPC_ESERVERDIED: /* forwarded from a far side: ours lives */
+  case SHMRPC_ECANCELED:   /* withdrawn by someone else: see take_call */
     return status;
-  case SHMRPC_ESERVERDIED:
-    /* Forwarded from a far side by a bridge: this server lives. */
-    return SHMRPC__FORWARDED_DIED;
   default:
     return SHMRPC_EPROTO;
   }
 }
 
-/* Copies the answer of the call out of the slot. */
-SHMRPC__HOT static int take_answer(shmrpc_client *client, void *response,
+/* Copies the answer of the call out of the lane. */
+SHMRPC__HOT static int take_answer(shmrpc_client *client, shmrpc__conn *conn,
+                                   const shmrpc__lane *lane, void *response,
                                    size_t response_cap, size_t *response_len) {
-  shmrpc__control *control = client->control;
+  const shmrpc__answer_line *answer = lane->answer;
   int32_t status = (int32_t)shmrpc__load32_relaxed(
-      (volatile uint32_t *)&control->server.status);
-  uint32_t len = shmrpc__load32_relaxed(&control->server.response_len);
+      (const volatile uint32_t *)&answer->status);
+  uint32_t len = shmrpc__load32_relaxed(&answer->response_len);
 
-  if (SHMRPC__UNLIKELY(status != 0 || len > client->capacity ||
+  if (SHMRPC__UNLIKELY(status != 0 || len > conn->capacity ||
                        len > response_cap))
-    return take_other_answer(client, status, len, response_len);
+    return take_other_answer(client, conn, lane, status, len, response_len);
   if (response_len != NULL)
     *response_len = len;
   if (len > SHMRPC__INLINE_MAX)
-    memcpy(response, client->response_area, len);
+    memcpy(response, lane->response, len);
   else if (len > 0) /* response may be NULL when len is 0 */
-    memcpy(response, control->server.response_inline, len);
+    memcpy(response, answer->response_inline, len);
   return 0;
 }
 
 /* Ends a call that was posted but not answered in time: withdraw it if the
- * server has not taken it; else leave it taken for the next caller to wait
- * out. Returns 1 if the answer arrived after all. */
-SHMRPC__COLD static int abandon_call(shmrpc_client *client) {
-  if (withdraw(client, client->waiting_seq))
+ * server has not taken it; else leave it taken for the lane's next caller
+ * to wait out. Returns 1 if the answer arrived after all. */
+SHMRPC__COLD static int abandon_call(call_wait *wait) {
+  if (shmrpc__lane_withdraw(wait->lane, wait->seq))
     return 0;
-  return answer_ready(client);
+  return answer_ready(wait);
+}
+
+/* Rings the doorbell if no worker would see the call without it: every
+ * worker is asleep (none spins), or the server waits in an event loop.
+ * Returns the wait flags for the answer. */
+SHMRPC__HOT static int ring(shmrpc__conn *conn) {
+  uint32_t sleepers =
+      shmrpc__load32_sc(&shmrpc__area_doorbell(conn->server)->request_sleepers);
+  int flags = 0;
+  if (SHMRPC__UNLIKELY(sleepers & SHMRPC__SLEEPERS_FD))
+    shmrpc__os_waitable_wake(conn->service, UINT32_MAX, 0);
+  if ((sleepers & SHMRPC__SLEEPERS_SPINNING) == 0 &&
+      (sleepers & SHMRPC__SLEEPERS_ASLEEP) != 0) {
+    shmrpc__os_event_set(conn->service, SHMRPC__EVENT_REQUEST);
+    /* A server asleep takes a kernel wake-up (tens of microseconds) to
+     * answer: then spinning for the answer only burns the CPU it needs. */
+    flags = SHMRPC__WAIT_NO_SPIN;
+  }
+  return flags;
 }
 
 SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
@@ -346,107 +560,100 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
                             void *response, size_t response_cap,
                             size_t *response_len, int32_t timeout_ms) {
   shmrpc__deadline deadline;
-  shmrpc__control *control;
-  uint32_t seq;
+  shmrpc__conn *conn;
+  shmrpc__lane *lane;
+  shmrpc__sleep how;
+  call_wait wait;
+  uint32_t index;
   int rc, wait_flags;
 
   if (SHMRPC__UNLIKELY(client == NULL || (request == NULL && request_len > 0) ||
                        (response == NULL && response_cap > 0) ||
                        timeout_ms < SHMRPC_INFINITE))
     return SHMRPC_EINVAL;
-  client->app_code = 0;
   if (response_len != NULL)
     *response_len = 0;
+  last_app_error.code = 0;
   deadline = shmrpc__deadline_in(timeout_ms);
+  if (SHMRPC__UNLIKELY(enter(client) != 0))
+    return SHMRPC_EINVAL;
 
-  if (SHMRPC__UNLIKELY(client->service == NULL)) {
-    rc = connect_service(client, &deadline);
+  conn = __atomic_load_n(&client->conn, __ATOMIC_ACQUIRE);
+  if (SHMRPC__UNLIKELY(conn == NULL || conn->dead ||
+                       shmrpc__os_service_forked(conn->service))) {
+    rc = reconnect(client, &deadline, &conn);
     if (rc != 0)
-      return rc;
+      goto out;
   }
-  if (SHMRPC__UNLIKELY(request_len > client->capacity))
-    return SHMRPC_ETOOBIG;
-  control = client->control;
+  if (SHMRPC__UNLIKELY(request_len > conn->capacity)) {
+    rc = SHMRPC_ETOOBIG;
+    goto out;
+  }
 
-  /* One try first: uncontended, that is one atomic operation, with no
-   * clock read. */
-  rc = shmrpc__os_slot_lock(client->service, SHMRPC_NOWAIT);
+  /* One try first: uncontended, that is one atomic operation on the lane's
+   * lock, with no clock read. */
+  rc = shmrpc__os_lane_try(conn->service, last_lane, &index);
   if (SHMRPC__UNLIKELY(rc != 0)) {
-    rc = lock_slot_slow(client, rc, &deadline);
-    if (rc != 0)
-      goto fail_unlocked;
+    rc = take_lane_slow(conn, rc, &deadline, &index);
+    if (rc < 0)
+      goto out;
+    if (rc == SHMRPC__ABANDONED)
+      report(&shmrpc__area_calls_header(conn->calls)->recoveries);
   }
+  last_lane = index;
+  lane = &conn->lane[index];
   SHMRPC__FAULT("client_locked");
 
-  if (SHMRPC__UNLIKELY(shmrpc__load64(&control->header.generation) !=
-                           client->generation ||
-                       shmrpc__load32(&control->header.server_dead) != 0 ||
-                       shmrpc__load32(&control->header.server_state) !=
-                           SHMRPC__SERVER_RUNNING)) {
-    rc = recheck_server(client);
+  if (SHMRPC__UNLIKELY(
+          shmrpc__load64(&shmrpc__area_header(conn->server)->generation) !=
+              conn->generation ||
+          shmrpc__load32(&shmrpc__area_header(conn->server)->server_state) !=
+              SHMRPC__SERVER_RUNNING ||
+          shmrpc__load32(&shmrpc__area_calls_header(conn->calls)
+                              ->server_dead) != 0)) {
+    rc = recheck_server(conn);
     if (rc != 0)
-      goto fail_locked;
+      goto release;
   }
-  if (SHMRPC__UNLIKELY(!slot_idle(control))) {
-    rc = prepare_slot(client, &deadline);
+  if (SHMRPC__UNLIKELY(!shmrpc__lane_idle(lane))) {
+    rc = prepare_lane(conn, index, &deadline);
     if (rc != 0)
-      goto fail_locked;
+      goto release;
   }
 
-  /* The slot is idle and ours: write the request, then post it. The new
-   * sequence number publishes it (the state may still say POSTED from the
-   * last call); POSTED follows for a slot that was withdrawn. */
-  seq = shmrpc__load32_relaxed(&control->client.call_seq) + 1u;
-  if (request_len > SHMRPC__INLINE_MAX)
-    memcpy(client->request_area, request, request_len);
-  else if (request_len > 0) /* request may be NULL when request_len is 0 */
-    memcpy(control->client.request_inline, request, request_len);
-  shmrpc__store32_relaxed(&control->client.method, method);
-  shmrpc__store32_relaxed(&control->client.request_len, (uint32_t)request_len);
-  /* The deadline travels with the call; reading the clock for it would
-   * cost the hot path, so an unarmed one goes as the timeout alone. */
-  shmrpc__store32_relaxed((volatile uint32_t *)&control->client.timeout_ms,
-                          (uint32_t)timeout_ms);
-  shmrpc__store64(&control->client.deadline_ns,
-                  deadline.armed && timeout_ms >= 0 ? deadline.end_ns : 0u);
-  client->waiting_seq = seq;
-  shmrpc__store32_sc(&control->client.call_seq, seq);
-  if (shmrpc__load32_relaxed(&control->client.slot_state) !=
-      SHMRPC__SLOT_POSTED)
-    shmrpc__store32_sc(&control->client.slot_state, SHMRPC__SLOT_POSTED);
-  /* A server asleep takes a kernel wake-up (tens of microseconds) to
-   * answer: then spinning for the answer only burns the CPU it needs. */
-  wait_flags = 0;
-  if (shmrpc__load32_sc(&control->client.request_sleepers) != 0) {
-    shmrpc__store32_relaxed(&control->client.request_sleepers, 0u);
-    shmrpc__os_event_set(client->service, SHMRPC__EVENT_REQUEST);
-    wait_flags = SHMRPC__WAIT_NO_SPIN;
+  wait.conn = conn;
+  wait.lane = lane;
+  wait.seq = shmrpc__lane_post(lane, method, request, request_len, &deadline);
+  if (SHMRPC__UNLIKELY(wait.seq == 0)) {
+    rc = shmrpc__error_detail(SHMRPC_EPROTO,
+                              "another caller posted on our lane: someone "
+                              "wrote over the lane's lock");
+    goto release;
   }
+  wait_flags = ring(conn);
   SHMRPC__FAULT("client_posted");
 
-  rc = shmrpc__wait(client->service, SHMRPC__EVENT_RESPONSE,
-                    &control->server.response_sleepers, answer_ready,
-                    server_health, client, &client->spin, wait_flags,
-                    &deadline, SHMRPC__SLICE_MS);
-  if (SHMRPC__UNLIKELY(rc < 0) && !abandon_call(client))
-    goto fail_locked;
+  /* SHMRPC_NOWAIT waits for the answer of a call it could send as long as
+   * the server lives: it never waited for anything before. */
+  if (SHMRPC__UNLIKELY(timeout_ms == 0))
+    deadline = shmrpc__deadline_in(SHMRPC_INFINITE);
+  how.event = SHMRPC__EVENT_RESPONSE(index);
+  how.sleepers = &lane->request->response_sleepers;
+  how.mark = SHMRPC__SLEEPER_EVENT;
+  rc = shmrpc__wait(conn->service, &how, answer_ready, wait_health, &wait,
+                    &conn->spin[index], wait_flags, &deadline,
+                    SHMRPC__SLICE_MS);
+  if (SHMRPC__UNLIKELY(rc < 0) && !abandon_call(&wait))
+    goto release;
   SHMRPC__FAULT("client_answered");
 
-  rc = take_answer(client, response, response_cap, response_len);
-  shmrpc__os_slot_unlock(client->service); /* answered: the slot is idle */
-  if (SHMRPC__UNLIKELY(rc == SHMRPC_ESHUTDOWN))
-    disconnect(client);
-  if (SHMRPC__UNLIKELY(rc == SHMRPC__FORWARDED_DIED))
-    rc = SHMRPC_ESERVERDIED;
-  return rc;
+  rc = take_answer(client, conn, lane, response, response_cap, response_len);
 
-fail_locked:
-  shmrpc__os_slot_unlock(client->service);
-fail_unlocked:
-  if (rc == SHMRPC_ETIMEDOUT)
-    shmrpc__add64(&control->stats.timeouts, 1);
-  /* Report a dead or stopped server once; the next call reconnects. */
-  if (rc == SHMRPC_ESERVERDIED || rc == SHMRPC_ESHUTDOWN)
-    disconnect(client);
+release:
+  shmrpc__os_lane_release(conn->service, index);
+out:
+  if (SHMRPC__UNLIKELY(rc == SHMRPC_ETIMEDOUT) && conn != NULL)
+    report(&shmrpc__area_calls_header(conn->calls)->timeouts);
+  leave(client);
   return rc;
 }

@@ -18,10 +18,34 @@
  * health again. It bounds how late a caller notices a dead server. */
 #define SHMRPC__SLICE_MS 20
 /* The server's idle wait slice: it bounds how long a lost wake-up or a
- * scribbled control block goes unrepaired. */
-#define SHMRPC__IDLE_SLICE_MS 250
-/* Default (and largest) spin window before sleeping in the kernel. */
+ * scribbled word goes unrepaired. */
+#define SHMRPC__IDLE_SLICE_MS 100
+/* Default spin window before sleeping in the kernel. */
 #define SHMRPC__DEFAULT_SPIN_US 100
+/* Every this many calls a busy worker runs the repair pass too. */
+#define SHMRPC__REPAIR_EVERY 64u
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#define SHMRPC__THREAD_LOCAL __declspec(thread)
+#else
+#define SHMRPC__THREAD_LOCAL _Thread_local
+#endif
+
+/* ---- Errors with details (error.c) ------------------------------------- */
+
+/* Records a message for code on this thread (printf-style) and returns
+ * code, so that `return shmrpc__error_detail(SHMRPC_EOS, "open %s: %s",
+ * path, reason);` reads as one step. shmrpc_error_message() returns it. */
+int shmrpc__error_detail(int code, const char *format, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Forgets this thread's message: entry points that may record one call it
+ * first, so that an old message never explains a new error. */
+void shmrpc__error_clear(void);
+
+/* ---- Deadlines --------------------------------------------------------- */
 
 /* A deadline on the monotonic clock. It is armed (the clock read) only when
  * first needed, so a call that never waits never reads the clock; a
@@ -40,6 +64,8 @@ void shmrpc__deadline_arm(shmrpc__deadline *deadline, uint64_t now_ns);
 int32_t shmrpc__deadline_slice(shmrpc__deadline *deadline, int32_t cap_ms);
 int shmrpc__deadline_expired(shmrpc__deadline *deadline);
 
+/* ---- Spinning and waiting (wait.c) ------------------------------------- */
+
 /* Spin windows adapt: a wait satisfied while spinning widens the window
  * (up to the configured maximum); a wait that slept much longer than the
  * maximum halves it. Under CPU contention, or with a slow peer, spinning
@@ -50,9 +76,26 @@ typedef struct shmrpc__spin {
   uint64_t slept_since_ns; /* start of a sleep not judged yet; 0 if none */
 } shmrpc__spin;
 
-/* A spin policy for an option value (-1 = default); never spins on a
- * single CPU, where spinning only delays the peer. */
+/* A spin policy for an option value (-1 = default, already checked to be
+ * at most SHMRPC_MAX_SPIN_US); never spins on a single CPU, where spinning
+ * only delays the peer. */
 void shmrpc__spin_init(shmrpc__spin *spin, int32_t spin_us);
+
+/* The pieces of shmrpc__wait, for waiters with their own sleep logic (the
+ * server's workers). shmrpc__spin_judge adapts the window to a sleep of
+ * slept_ns; shmrpc__spin_for spins up to the window from start_ns, never
+ * past the deadline, and returns ready()'s result or 0; shmrpc__spin_paid
+ * widens the window after a spin that caught the state. */
+void shmrpc__spin_judge(shmrpc__spin *spin, uint64_t slept_ns);
+int shmrpc__spin_for(int (*ready)(void *ctx), void *ctx, uint64_t window_ns,
+                     uint64_t start_ns, const shmrpc__deadline *deadline);
+void shmrpc__spin_paid(shmrpc__spin *spin);
+/* Below this window a spin costs more in clock reads than it can win: a
+ * window at the floor means "do not spin". */
+#define SHMRPC__SPIN_FLOOR_NS 500u
+/* Checks made before the first clock read: an active peer usually answers
+ * within them, and a clock read costs as much as a dozen checks. */
+#define SHMRPC__QUICK_CHECKS 64
 
 /* How shmrpc__wait ended up waiting. */
 enum shmrpc__wait_flags {
@@ -65,25 +108,37 @@ enum shmrpc__wait_flags {
   SHMRPC__WAIT_JUDGE_LATER = 4
 };
 
+/* How a waiter tells the peer that it sleeps, so that the peer sets the
+ * event only then. With `mark` non-zero, *sleepers is a flag the waiter
+ * stores mark into (one waiter per event: a lane's owner); with mark 0 it
+ * is a count the waiter raises and lowers (the server's workers). */
+typedef struct shmrpc__sleep {
+  int event;                   /* SHMRPC__EVENT_* to sleep on */
+  volatile uint32_t *sleepers; /* in shared memory */
+  uint32_t mark;               /* the flag's value, or 0 for a count */
+} shmrpc__sleep;
+
 /*
  * shmrpc__wait waits until ready(ctx) returns non-zero and returns that
- * value. It spins for the spin window, then sleeps on `event` in slices of
- * slice_ms, with *sleepers (in shared memory) set while it sleeps so the
- * peer signals only when someone sleeps; only one thread may wait on an
- * event at a time. After each slice (and before the first one with
+ * value. It spins for the spin window (never past the deadline), then
+ * sleeps on the event in slices of slice_ms, telling the peer through
+ * *how. After each slice (and before the first one with
  * SHMRPC__WAIT_HEALTH_FIRST) it calls health(ctx) if not NULL; a negative
- * result ends the wait with that result. At the deadline it returns
- * SHMRPC_ETIMEDOUT. ready() must load the state it tests with a
- * sequentially consistent load (the sleepers handshake relies on it).
+ * result ends the wait with that result; while spinning it calls health
+ * once per slice too. At the deadline it returns SHMRPC_ETIMEDOUT. ready()
+ * must load the state it tests with a sequentially consistent load (the
+ * sleepers handshake relies on it).
  */
-int shmrpc__wait(shmrpc__os_service *service, enum shmrpc__os_event event,
-                 volatile uint32_t *sleepers, int (*ready)(void *ctx),
-                 int (*health)(void *ctx), void *ctx, shmrpc__spin *spin,
-                 int flags, shmrpc__deadline *deadline, int32_t slice_ms);
+int shmrpc__wait(shmrpc__os_service *service, const shmrpc__sleep *how,
+                 int (*ready)(void *ctx), int (*health)(void *ctx), void *ctx,
+                 shmrpc__spin *spin, int flags, shmrpc__deadline *deadline,
+                 int32_t slice_ms);
 
-/* Test-only fault points: with SHMRPC_FAULT_INJECTION compiled in, the
- * process dies at the point whose name the SHMRPC_FAULT environment variable
- * holds. Compiled out otherwise. */
+/* ---- Test-only fault points -------------------------------------------- */
+
+/* With SHMRPC_FAULT_INJECTION compiled in, the process dies at the point
+ * whose name the SHMRPC_FAULT environment variable holds. Compiled out
+ * otherwise. */
 #ifdef SHMRPC_FAULT_INJECTION
 void shmrpc__fault_point(const char *where);
 #define SHMRPC__FAULT(where) shmrpc__fault_point(where)
@@ -91,13 +146,93 @@ void shmrpc__fault_point(const char *where);
 #define SHMRPC__FAULT(where) ((void)0)
 #endif
 
-/* Pointers into an area of `capacity`. */
-static inline unsigned char *shmrpc__request_area(void *area) {
-  return (unsigned char *)area + shmrpc__request_offset();
+/* ---- The areas --------------------------------------------------------- */
+
+/* Pointers into a server area of `lanes` lanes and `capacity`. */
+static inline shmrpc__header *shmrpc__area_header(const void *server) {
+  return (shmrpc__header *)((uintptr_t)server + SHMRPC__OFF_HEADER);
 }
-static inline unsigned char *shmrpc__response_area(void *area,
-                                                   uint32_t capacity) {
-  return (unsigned char *)area + shmrpc__response_offset(capacity);
+static inline shmrpc__doorbell_line *shmrpc__area_doorbell(const void *server) {
+  return (shmrpc__doorbell_line *)((uintptr_t)server + SHMRPC__OFF_DOORBELL);
 }
+static inline shmrpc__stats_line *shmrpc__area_stats(const void *server) {
+  return (shmrpc__stats_line *)((uintptr_t)server + SHMRPC__OFF_STATS);
+}
+static inline shmrpc__answer_line *shmrpc__area_answer(const void *server,
+                                                       uint32_t lane) {
+  return (shmrpc__answer_line *)((uintptr_t)server + SHMRPC__OFF_ANSWERS +
+                                 (uint64_t)lane * SHMRPC__LINE);
+}
+static inline shmrpc__lane_info *
+shmrpc__area_lane_info(const void *server, uint32_t lanes, uint32_t lane) {
+  return (shmrpc__lane_info *)((uintptr_t)server +
+                               shmrpc__off_lane_info(lanes) +
+                               (uint64_t)lane * SHMRPC__LINE);
+}
+static inline char *shmrpc__area_message(const void *server, uint32_t lanes,
+                                         uint32_t lane) {
+  return (char *)((uintptr_t)server + shmrpc__off_messages(lanes) +
+                  (uint64_t)lane * SHMRPC__MESSAGE_AREA);
+}
+static inline unsigned char *shmrpc__area_response(const void *server,
+                                                   uint32_t lanes,
+                                                   uint32_t capacity,
+                                                   uint32_t lane) {
+  return (unsigned char *)((uintptr_t)server + shmrpc__off_responses(lanes) +
+                           (uint64_t)lane * shmrpc__align_line(capacity));
+}
+
+/* Pointers into a calls area. */
+static inline shmrpc__calls_header *shmrpc__area_calls_header(void *calls) {
+  return (shmrpc__calls_header *)((uintptr_t)calls + SHMRPC__OFF_CALLS_HEADER);
+}
+static inline shmrpc__request_line *shmrpc__area_request(void *calls,
+                                                         uint32_t lane) {
+  return (shmrpc__request_line *)((uintptr_t)calls + SHMRPC__OFF_REQUESTS +
+                                  (uint64_t)lane * SHMRPC__LINE);
+}
+static inline unsigned char *shmrpc__area_payload(void *calls, uint32_t lanes,
+                                                  uint32_t capacity,
+                                                  uint32_t lane) {
+  return (unsigned char *)((uintptr_t)calls + shmrpc__off_payloads(lanes) +
+                           (uint64_t)lane * shmrpc__align_line(capacity));
+}
+
+/* ---- Counters callers report ------------------------------------------ */
+
+/* Callers count their timeouts and lane takeovers in the calls area; the
+ * server folds them into its own counters, at most this much per pass, so a
+ * writer cannot make them absurd. */
+#define SHMRPC__REPORT_MAX 1000000u
+/* Adds what callers reported and the server has not folded in yet. */
+void shmrpc__add_reported(shmrpc_stats *stats,
+                          const shmrpc__calls_header *calls);
+
+/* ---- A lane, as a caller sees it (lane.c) ------------------------------ */
+
+/* Where one lane's words are, for a caller. */
+typedef struct shmrpc__lane {
+  shmrpc__request_line *request;      /* calls area: ours to write */
+  const shmrpc__answer_line *answer;  /* server area: read-only, untrusted */
+  unsigned char *payload;             /* calls area */
+  const unsigned char *response;      /* server area */
+  const char *message;                /* server area */
+} shmrpc__lane;
+
+/* The lane is as a finished call leaves it: nothing posted, or the last
+ * call posted, taken and answered. */
+int shmrpc__lane_idle(const shmrpc__lane *lane);
+/* The server has answered every call it took on the lane. */
+int shmrpc__lane_not_busy(const shmrpc__lane *lane);
+/* Withdraws posted call `seq` (FREE first, then a look at taken_seq; the
+ * server does the mirror image). Returns 1 if withdrawn, 0 if the server
+ * has taken it. */
+int shmrpc__lane_withdraw(shmrpc__lane *lane, uint32_t seq);
+/* Writes the request and posts it; returns the call's sequence number, or
+ * 0 if another caller posted on the lane meanwhile (a writer broke its
+ * lock). */
+uint32_t shmrpc__lane_post(shmrpc__lane *lane, uint32_t method,
+                           const void *request, size_t request_len,
+                           const shmrpc__deadline *deadline);
 
 #endif /* SHMRPC_CORE_H */

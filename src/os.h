@@ -2,13 +2,20 @@
  * The platform contract. Every backend (src/posix/, src/win32/) implements
  * each function below; the core calls nothing else of the operating system.
  *
- * A *service* is the set of named kernel objects behind one service name: a
- * shared mapping, the slot mutex, the request and response events, and a
- * liveness token the server holds for as long as it serves. The backend owns
- * how they are named and laid out; the core sees only the *area*, the part
- * of the mapping that holds the control block and the payload.
+ * A *service* is the set of named kernel objects behind one service name.
+ * The backend owns how they are named and laid out; the core sees two
+ * *areas*: the server area, which only the server may write (clients map it
+ * read-only), and the calls area, which every caller writes. Around them
+ * the backend keeps its own words: the events, the lane locks, and the
+ * queue of callers waiting for a lane.
+ *
+ * Liveness, lane ownership and the right to create a name come from kernel
+ * objects the mapping cannot forge: a lock the server holds for its
+ * lifetime, a token each client connection holds for its lifetime.
  *
  * Functions return 0 or a negative SHMRPC_E* code unless said otherwise.
+ * Where the operating system said why something failed, the backend also
+ * records a message with shmrpc__error_detail() (core.h).
  */
 #ifndef SHMRPC_OS_H
 #define SHMRPC_OS_H
@@ -19,55 +26,104 @@
 #include "shmrpc.h"
 
 typedef struct shmrpc__os_service shmrpc__os_service;
+typedef struct shmrpc__os_thread shmrpc__os_thread;
 
-/* Returned by shmrpc__os_slot_lock when the previous owner died holding the
- * mutex: the caller owns it now and must repair what it guards. */
+/* A lane acquired from an owner that died holding it: the caller owns it
+ * now and must repair the slot (prepare_slot does). */
 #define SHMRPC__ABANDONED 1
 
-/* The two auto-reset events of a service. */
-enum shmrpc__os_event { SHMRPC__EVENT_REQUEST = 0, SHMRPC__EVENT_RESPONSE = 1 };
+/* Events. The request event is the service's doorbell: any number of
+ * server workers may wait on it, and each set wakes one of them. A lane's
+ * response event has one waiter at a time, the lane's owner. */
+#define SHMRPC__EVENT_REQUEST 0
+#define SHMRPC__EVENT_RESPONSE(lane) (1 + (int)(lane))
 
 typedef struct shmrpc__os_create_options {
-  size_t area_size;     /* bytes the core needs in the area */
+  size_t server_size;   /* bytes the core needs in the server area */
+  size_t calls_size;    /* bytes the core needs in the calls area */
+  uint32_t lanes;       /* 1 to SHMRPC_MAX_LANES */
+  uint64_t generation;  /* the server instance's random generation */
   int access;           /* SHMRPC_ACCESS_* */
   int global_namespace; /* Windows: Global\ instead of Local\ */
 } shmrpc__os_create_options;
 
+typedef struct shmrpc__os_open_options {
+  int global_namespace;    /* Windows: Global\ instead of Local\ */
+  const char *server_user; /* trust only this user; NULL: this user and
+                              the administrator (root, SYSTEM) */
+} shmrpc__os_open_options;
+
+/* What a service looks like from outside (shmrpc__os_service_inspect). */
+typedef struct shmrpc__os_inspect_info {
+  int alive;           /* 1 while a server holds the liveness token */
+  int complete;        /* 0 while the names are still being created, or
+                          were left half made by a server that died */
+  char owner[64];      /* the user that owns the names, as text */
+} shmrpc__os_inspect_info;
+
+/* What a lane's lock looks like (shmrpc__os_lane_query). */
+typedef struct shmrpc__os_lane_info {
+  int held;        /* 1 if some owner holds the lock */
+  int owner_alive; /* 1 if that owner's token is held by a live process */
+  uint64_t owner;  /* an opaque owner identity, equal for the same holding */
+} shmrpc__os_lane_info;
+
+/* A caller's place in the queue of callers waiting for a lane. The core
+ * treats it as opaque; zero it before the first shmrpc__os_lane_wait. */
+typedef struct shmrpc__os_lane_waiter {
+  uint32_t ticket;      /* position in the queue */
+  uint32_t queued;      /* 1 once it holds a ticket */
+  uint32_t bypass;      /* 1 once the queue looked stuck */
+  uint32_t stuck_head;  /* the head seen at the end of the last slice */
+  uint32_t stuck_seen;  /* slices that ended with that head and a free lane */
+} shmrpc__os_lane_waiter;
+
+/* ---- Services ---------------------------------------------------------- */
+
 /*
  * shmrpc__os_service_create creates every object of the service `name` (a
- * name already checked by shmrpc_name_check) with the requested access, and
+ * name already checked by shmrpc_name_check) with the requested access and
  * takes the liveness token, which the process then holds until
- * shmrpc__os_service_close or its death. If the names exist and their
- * liveness token is free (the old server died), they are taken over; if the
- * token is held, it returns SHMRPC_EEXIST; if they belong to another user or
- * are not shmrpc objects, SHMRPC_EPROTO (or SHMRPC_EACCES if they cannot be
- * opened). On success *area points at area_size zeroed bytes, aligned to 64.
- * Only the server calls it.
+ * shmrpc__os_service_close or its death. The memory is reserved now, so that
+ * a full /dev/shm (or commit limit) fails here with SHMRPC_ENOMEM rather
+ * than killing a process later. If the names exist and no live server holds
+ * them, they are removed and made anew, whatever their bytes; if a live
+ * server holds them, SHMRPC_EEXIST; if another user owns them or they are
+ * not shmrpc objects, SHMRPC_EACCES or SHMRPC_EPROTO. On success the areas
+ * are zeroed, aligned to 64, writable. Only the server calls it.
  */
 int shmrpc__os_service_create(const char *name,
                               const shmrpc__os_create_options *options,
-                              shmrpc__os_service **out, void **area);
+                              shmrpc__os_service **out, void **server_area,
+                              void **calls_area);
 
 /*
- * shmrpc__os_service_open opens the existing service `name` without waiting.
- * SHMRPC_ENOSERVER if the names do not exist or their liveness token is free,
- * SHMRPC_EACCES if this user may not open them, SHMRPC_EPROTO if they are
- * not a well-formed shmrpc service owned by this user (or by root). On
- * success *area and *area_size describe the area (the core validates its
- * content). Clients call it.
+ * shmrpc__os_service_open opens the existing service `name` without waiting
+ * and without blocking. SHMRPC_ENOSERVER if the names do not exist, are not
+ * complete yet, or no live server holds them; SHMRPC_EACCES if this user may
+ * not open them; SHMRPC_EUNTRUSTED if a user this client does not trust owns
+ * them; SHMRPC_EPROTO if they are not a well-formed shmrpc service. On
+ * success the server area is mapped read-only and the calls area
+ * read-write, and the connection holds a client token for its lifetime.
+ * Clients call it.
  */
-int shmrpc__os_service_open(const char *name, int global_namespace,
-                            shmrpc__os_service **out, void **area,
-                            size_t *area_size);
+int shmrpc__os_service_open(const char *name,
+                            const shmrpc__os_open_options *options,
+                            shmrpc__os_service **out, const void **server_area,
+                            size_t *server_size, void **calls_area,
+                            size_t *calls_size);
 
 /*
- * shmrpc__os_service_inspect opens like shmrpc__os_service_open but also a
- * service whose server is dead, for read-only diagnostics; *alive tells
- * which. The caller must not take the slot mutex through this handle.
+ * shmrpc__os_service_inspect maps the server area of `name` read-only,
+ * alive or not, for diagnostics, and the calls area read-only too if this
+ * user may read it (else *calls_area is NULL); *info tells what it found.
+ * With info->complete 0 the areas are NULL. It takes no token and no lane.
  */
 int shmrpc__os_service_inspect(const char *name, int global_namespace,
-                               shmrpc__os_service **out, void **area,
-                               size_t *area_size, int *alive);
+                               shmrpc__os_service **out,
+                               const void **server_area, size_t *server_size,
+                               const void **calls_area, size_t *calls_size,
+                               shmrpc__os_inspect_info *info);
 
 /*
  * shmrpc__os_service_list calls fn(name, ctx) for every service name that
@@ -78,56 +134,179 @@ int shmrpc__os_service_list(int (*fn)(const char *name, void *ctx), void *ctx);
 
 /*
  * shmrpc__os_service_close unmaps and closes everything. When the creator
- * closes, it also removes the names (only if they still are its own) and
- * releases the liveness token. NULL does nothing.
+ * closes, it also removes the names (only those still its own) and releases
+ * the liveness token. NULL does nothing.
  */
 void shmrpc__os_service_close(shmrpc__os_service *service);
 
 /*
  * shmrpc__os_service_remove_stale removes the names of service `name` if they
- * exist and no live server holds them, applying the same ownership and
- * format checks as shmrpc__os_service_create. Returns 0 (removed, or nothing
- * to remove), SHMRPC_EEXIST if a live server holds them, SHMRPC_EACCES or
- * SHMRPC_EPROTO if they are not this user's shmrpc objects. Where names die
- * with their last handle (Windows), it only reports.
+ * exist and no live server holds them, with the same checks as create.
+ * Returns 0 (removed, or nothing to remove), SHMRPC_EEXIST if a live server
+ * holds them, SHMRPC_EACCES or SHMRPC_EPROTO if they are not this user's.
+ * Where names die with their last handle (Windows), it only reports.
  */
 int shmrpc__os_service_remove_stale(const char *name, int global_namespace);
 
 /*
  * shmrpc__os_server_alive returns 1 while the server that created this
  * service still holds its liveness token, 0 once it has released it or
- * died. The answer comes from the kernel (a lock held by the server process),
- * never from a PID alone. It costs a system call: keep it off the hot path.
+ * died. The answer comes from the kernel, and no client can make a dead
+ * server look alive or a live one dead. It costs a system call: keep it off
+ * the hot path.
  */
 int shmrpc__os_server_alive(shmrpc__os_service *service);
 
 /*
- * shmrpc__os_slot_lock takes the slot mutex, waiting up to timeout_ms
- * (SHMRPC_INFINITE allowed). Returns 0 when acquired, SHMRPC__ABANDONED when
- * acquired from an owner that died, SHMRPC_ETIMEDOUT, or SHMRPC_EPROTO if the
- * mutex is unusable. The calling thread owns the mutex until it calls
- * shmrpc__os_slot_unlock.
+ * shmrpc__os_service_forked returns 1 if this process is a child that
+ * fork() made after the service was opened or created here. The child's
+ * copies of the kernel objects were closed at the fork, so that a child
+ * never keeps a dead server alive or holds its parent's lanes; the handle
+ * in the child must not be used for calls or serving. One load: callable
+ * on the hot path.
  */
-int shmrpc__os_slot_lock(shmrpc__os_service *service, int32_t timeout_ms);
-
-/* shmrpc__os_slot_unlock releases the slot mutex; only its owner calls it. */
-void shmrpc__os_slot_unlock(shmrpc__os_service *service);
+int shmrpc__os_service_forked(const shmrpc__os_service *service);
 
 /*
- * shmrpc__os_event_set signals an auto-reset event: one waiter wakes, or the
- * next wait returns at once if no one waits. Safe from a signal handler.
+ * shmrpc__os_service_repair puts back what the backend owns and a writer
+ * may have changed (its own header words, the size of an object someone
+ * truncated). Returns the number of things it put back. Only the server
+ * calls it, from its repair pass.
  */
-void shmrpc__os_event_set(shmrpc__os_service *service,
-                          enum shmrpc__os_event event);
+int shmrpc__os_service_repair(shmrpc__os_service *service);
+
+/* ---- Lanes ------------------------------------------------------------- */
 
 /*
- * shmrpc__os_event_wait waits up to timeout_ms for the event and resets it.
- * Returns 0 when signalled, SHMRPC_ETIMEDOUT otherwise. It may return
- * either early (a spurious wake-up, a signal): callers re-check the state
- * they wait for and their own deadline.
+ * shmrpc__os_lane_try takes a free lane without waiting, trying `hint`
+ * first, unless callers are queued for lanes (then it leaves the lanes to
+ * them). Returns 0 or SHMRPC__ABANDONED with *lane set, or SHMRPC_EAGAIN
+ * (the caller should queue with shmrpc__os_lane_wait).
  */
-int shmrpc__os_event_wait(shmrpc__os_service *service,
-                          enum shmrpc__os_event event, int32_t timeout_ms);
+int shmrpc__os_lane_try(shmrpc__os_service *service, uint32_t hint,
+                        uint32_t *lane);
+
+/*
+ * shmrpc__os_lane_wait waits up to slice_ms for a lane, in first-come,
+ * first-served order among waiting callers of every process, keeping the
+ * caller's place in *waiter across calls. Returns 0 or SHMRPC__ABANDONED
+ * with *lane set (the wait is over), SHMRPC_ETIMEDOUT when the slice ended
+ * first (call again, or shmrpc__os_lane_wait_end to give up), or an error.
+ * A queued caller that died, or one that does not take its turn, is passed
+ * over after a slice or two.
+ */
+int shmrpc__os_lane_wait(shmrpc__os_service *service,
+                         shmrpc__os_lane_waiter *waiter, int32_t slice_ms,
+                         uint32_t *lane);
+
+/* shmrpc__os_lane_wait_end gives up a place in the queue that did not get a
+ * lane (a timeout, a dead server). Harmless after a wait that got one. */
+void shmrpc__os_lane_wait_end(shmrpc__os_service *service,
+                              shmrpc__os_lane_waiter *waiter);
+
+/* shmrpc__os_lane_release releases a lane this connection took, and hands
+ * it to the first queued caller. */
+void shmrpc__os_lane_release(shmrpc__os_service *service, uint32_t lane);
+
+/* shmrpc__os_lane_query reports the state of a lane's lock without taking
+ * it; it may cost a system call per lane. Servers and diagnostics call it. */
+int shmrpc__os_lane_query(shmrpc__os_service *service, uint32_t lane,
+                          shmrpc__os_lane_info *out);
+
+/* shmrpc__os_lane_recover frees lane `lane` if its lock holds garbage or
+ * names an owner the kernel says is gone; returns 1 if it did. The slot is
+ * repaired by the lane's next caller. The server calls it from its repair
+ * pass, so that a dead client's lane serves again even if nobody is left
+ * waiting for one. */
+int shmrpc__os_lane_recover(shmrpc__os_service *service, uint32_t lane);
+
+/* shmrpc__os_queue_wake wakes the first queued caller (after a lane was
+ * freed by someone other than its holder). */
+void shmrpc__os_queue_wake(shmrpc__os_service *service);
+
+/* shmrpc__os_queue_length returns how many callers wait for a lane (0 where
+ * the platform keeps the queue in the kernel). */
+uint32_t shmrpc__os_queue_length(shmrpc__os_service *service);
+
+/* ---- Events ------------------------------------------------------------ */
+
+/*
+ * shmrpc__os_event_prepare returns a value to pass to shmrpc__os_event_wait.
+ * Read it before the last look at the state waited for: a set that comes
+ * after it makes the wait return at once.
+ */
+uint32_t shmrpc__os_event_prepare(shmrpc__os_service *service, int event);
+
+/*
+ * shmrpc__os_event_set wakes one waiter of the event, or makes the next wait
+ * return at once if none waits. Safe from a signal handler.
+ */
+void shmrpc__os_event_set(shmrpc__os_service *service, int event);
+
+/* shmrpc__os_event_broadcast wakes every waiter of the event (used to stop
+ * the server's workers). Safe from a signal handler. */
+void shmrpc__os_event_broadcast(shmrpc__os_service *service, int event);
+
+/*
+ * shmrpc__os_event_wait waits up to timeout_ms for the event, given what
+ * shmrpc__os_event_prepare returned. Returns 0 when signalled,
+ * SHMRPC_ETIMEDOUT otherwise. It may return either early (a spurious
+ * wake-up, a signal): callers re-check the state they wait for and their
+ * own deadline.
+ */
+int shmrpc__os_event_wait(shmrpc__os_service *service, int event,
+                          uint32_t prepared, int32_t timeout_ms);
+
+/* ---- Waitables (event loops) ------------------------------------------- */
+
+/*
+ * shmrpc__os_waitable_get returns the object an event loop waits on: for a
+ * server, one that turns ready when a caller rings the doorbell in fd mode;
+ * for a client connection, one that turns ready when the server wakes any
+ * lane armed with shmrpc__os_waitable_arm, or dies. Made on first use, then
+ * the same for the life of the handle. POSIX: a file descriptor; Windows: a
+ * HANDLE.
+ */
+int shmrpc__os_waitable_get(shmrpc__os_service *service,
+                            shmrpc_waitable *out);
+
+/*
+ * shmrpc__os_waitable_arm prepares lane `lane` of a client connection so
+ * that the server's fd-mode wake-up reaches the connection's waitable, and
+ * returns in *waker the value the caller stores in the lane's
+ * response_sleepers (above the mode bits).
+ */
+int shmrpc__os_waitable_arm(shmrpc__os_service *service, uint32_t lane,
+                            uint32_t *waker);
+
+/* shmrpc__os_waitable_disarm undoes shmrpc__os_waitable_arm once the lane's
+ * call is over, and consumes a wake-up left for it. */
+void shmrpc__os_waitable_disarm(shmrpc__os_service *service, uint32_t lane);
+
+/*
+ * shmrpc__os_waitable_wake is the server's fd-mode wake-up of lane `lane`
+ * (waker as the caller stored it) or, with lane UINT32_MAX, the client's
+ * ring of the server's waitable. Never blocks. Safe from a signal handler.
+ */
+void shmrpc__os_waitable_wake(shmrpc__os_service *service, uint32_t lane,
+                              uint32_t waker);
+
+/*
+ * shmrpc__os_waitable_drain consumes what made the waitable ready for lane
+ * `lane` (UINT32_MAX: the server's doorbell). Returns 1 if the far side is
+ * gone (the server died, as a client sees it), else 0.
+ */
+int shmrpc__os_waitable_drain(shmrpc__os_service *service, uint32_t lane);
+
+/* ---- Threads ----------------------------------------------------------- */
+
+/* Starts a thread running fn(arg). */
+int shmrpc__os_thread_start(shmrpc__os_thread **out, void (*fn)(void *arg),
+                            void *arg);
+/* Waits for the thread to return and frees it. */
+void shmrpc__os_thread_join(shmrpc__os_thread *thread);
+
+/* ---- Time, CPUs, identity, randomness ---------------------------------- */
 
 /* A monotonic clock in nanoseconds. */
 uint64_t shmrpc__os_now_ns(void);

@@ -1,5 +1,14 @@
-/* The server: creates the service, waits for posted calls, runs handlers and
- * answers. */
+/*
+ * The server: creates the service, finds posted calls on its lanes, runs
+ * handlers on its workers and answers.
+ *
+ * Workers share one doorbell. An idle worker looks at every lane, starting
+ * after the lane it served last, so that no lane's caller can crowd out the
+ * others. One idle worker at a time spins; the others sleep on the request
+ * event, and a caller rings it only when every idle worker sleeps (see
+ * SHMRPC__SLEEPERS_* in layout.h). A worker claims a lane before it takes
+ * its call, so two workers never serve one lane.
+ */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,23 +22,49 @@ typedef struct shmrpc__method {
   void *user_data;
 } shmrpc__method;
 
-/* Every this many calls a busy server checks its control block too. */
-#define SHMRPC__REPAIR_EVERY 64u
+/* What the server knows of a lane, in private memory. */
+typedef struct shmrpc__lane_state {
+  volatile uint32_t claimed; /* a worker serves this lane now */
+  uint32_t last_taken;       /* what taken_seq must say */
+  uint32_t last_answered;    /* what response_seq must say */
+  uint32_t pad0;
+  uint64_t calls;            /* what the lane's counters must say */
+  uint8_t pad[SHMRPC__LINE - 24];
+} shmrpc__lane_state;
+
+/* One thread's serving context. */
+typedef struct shmrpc__worker {
+  shmrpc_server *server;
+  unsigned char *request_copy; /* the private copy handlers read */
+  shmrpc__spin spin;           /* adaptive spin before sleeping */
+  uint32_t next_lane;          /* where its next look starts */
+  uint32_t calls_since_repair;
+  int spinning;                /* 1 while it is the spinning worker */
+  shmrpc__os_thread *thread;   /* NULL for the thread that called run() */
+} shmrpc__worker;
 
 struct shmrpc_server {
   shmrpc__os_service *service; /* the named objects */
-  shmrpc__control *control;    /* start of the area */
-  unsigned char *request_area; /* in shared memory: untrusted */
-  unsigned char *response_area;
-  unsigned char *request_copy; /* private copy handlers read */
+  void *server_area;           /* writable by this process only */
+  void *calls_area;            /* written by callers: untrusted */
   uint32_t capacity;
-  shmrpc__spin spin;           /* adaptive spin before sleeping */
-  uint64_t start_ns;
+  uint32_t lanes;
+  uint32_t workers;
+  int access;
   shmrpc__header header;       /* private copy of what the header must say */
-  uint32_t calls_since_check;  /* calls since the last repair pass */
-  uint32_t last_taken;         /* what taken_seq must say */
-  uint32_t last_answered;      /* what response_seq must say */
+  shmrpc__lane_state *lane;    /* [lanes] */
+  shmrpc__worker *worker;      /* [workers]; run() uses them all */
+  shmrpc__worker loop_worker;  /* run_once() and dispatch() */
   volatile uint32_t stop_requested; /* set by shmrpc_server_stop */
+  volatile uint32_t serving;   /* run, run_once or dispatch in progress */
+  volatile uint32_t repairing; /* a repair pass in progress */
+  volatile uint32_t in_loop;   /* dispatch() has armed the waitable */
+  uint32_t doorbell_seen;      /* the doorbell word at the last repair */
+  uint32_t doorbell_repairs;   /* passes it looked wrong in a row */
+  volatile uint32_t spinning;  /* private mirror of the doorbell word */
+  volatile uint32_t asleep;
+  uint64_t start_ns;
+  volatile uint64_t repaired_ns; /* when the last repair pass ran */
   shmrpc__method *methods;
   size_t method_count;
   shmrpc__method fallback;     /* handler NULL if none */
@@ -37,12 +72,13 @@ struct shmrpc_server {
 
 struct shmrpc_reply {
   shmrpc_server *server;
-  size_t len;            /* committed response bytes */
-  int32_t app_code;      /* non-zero once the handler failed */
-  int32_t fail_status;   /* a transport code from shmrpc_reply_fail, or 0 */
-  uint32_t method;       /* the method called */
-  int32_t timeout_ms;    /* the caller's timeout as posted (-1: none) */
-  uint64_t deadline_ns;  /* the caller's deadline; 0 until known */
+  unsigned char *response;     /* the lane's response area */
+  size_t len;                  /* committed response bytes */
+  int32_t app_code;            /* non-zero once the handler failed */
+  int32_t fail_status;         /* a transport code from shmrpc_reply_fail */
+  uint32_t method;             /* the method called */
+  int32_t timeout_ms;          /* the caller's timeout as posted (-1: none) */
+  uint64_t deadline_ns;        /* the caller's deadline; 0 until known */
   size_t message_len;
   char message[SHMRPC_MESSAGE_MAX];
 };
@@ -54,6 +90,32 @@ void shmrpc_server_options_init(shmrpc_server_options *options) {
   options->capacity = SHMRPC_DEFAULT_CAPACITY;
   options->access = SHMRPC_ACCESS_OWNER;
   options->spin_us = -1;
+  options->lanes = SHMRPC_DEFAULT_LANES;
+  options->workers = 1;
+}
+
+static int worker_init(shmrpc__worker *worker, shmrpc_server *server,
+                       int32_t spin_us) {
+  worker->server = server;
+  worker->request_copy = malloc(server->capacity);
+  if (worker->request_copy == NULL)
+    return SHMRPC_ENOMEM;
+  shmrpc__spin_init(&worker->spin, spin_us);
+  return 0;
+}
+
+static void server_free(shmrpc_server *server) {
+  size_t i;
+  if (server->worker != NULL)
+    for (i = 0; i < server->workers; i++)
+      free(server->worker[i].request_copy);
+  free(server->loop_worker.request_copy);
+  for (i = 0; i < server->method_count; i++)
+    free(server->methods[i].name);
+  free(server->methods);
+  free(server->worker);
+  free(server->lane);
+  free(server);
 }
 
 int shmrpc_server_create(shmrpc_server **out, const char *name,
@@ -62,56 +124,86 @@ int shmrpc_server_create(shmrpc_server **out, const char *name,
   shmrpc__os_create_options os_options;
   shmrpc_server *server;
   shmrpc__header *header;
-  void *area = NULL;
   size_t capacity;
+  uint32_t lanes, workers, i;
   int rc;
 
+  shmrpc__error_clear();
   if (out == NULL)
     return SHMRPC_EINVAL;
   *out = NULL;
   if (shmrpc_name_check(name) != 0)
-    return SHMRPC_EINVAL;
+    return shmrpc__error_detail(SHMRPC_EINVAL,
+                                "bad service name: a name is 1 to %d "
+                                "characters of A-Z, a-z, 0-9, '.', '_', '-'",
+                                SHMRPC_NAME_MAX);
   if (options == NULL) {
     shmrpc_server_options_init(&defaults);
     options = &defaults;
   }
   capacity = options->capacity == 0 ? SHMRPC_DEFAULT_CAPACITY
                                     : options->capacity;
+  lanes = options->lanes == 0 ? SHMRPC_DEFAULT_LANES : options->lanes;
+  workers = options->workers == 0 ? 1 : options->workers;
   if (capacity > SHMRPC_MAX_CAPACITY || options->access < 0 ||
-      options->access > SHMRPC_ACCESS_EVERYONE || options->spin_us < -1)
-    return SHMRPC_EINVAL;
+      options->access > SHMRPC_ACCESS_EVERYONE || options->spin_us < -1 ||
+      options->spin_us > SHMRPC_MAX_SPIN_US || lanes > SHMRPC_MAX_LANES ||
+      workers > SHMRPC_MAX_WORKERS || workers > lanes)
+    return shmrpc__error_detail(
+        SHMRPC_EINVAL,
+        "bad server option: capacity 1 to %u bytes, spin_us -1 to %d, lanes "
+        "1 to %u, workers 1 to the lanes (at most %u)",
+        SHMRPC_MAX_CAPACITY, SHMRPC_MAX_SPIN_US, SHMRPC_MAX_LANES,
+        SHMRPC_MAX_WORKERS);
+  if (shmrpc__server_size((uint32_t)capacity, lanes) +
+          shmrpc__calls_size((uint32_t)capacity, lanes) >
+      SHMRPC_MAX_SERVICE_BYTES)
+    return shmrpc__error_detail(
+        SHMRPC_EINVAL,
+        "capacity x lanes too large: a service takes at most %llu bytes",
+        (unsigned long long)SHMRPC_MAX_SERVICE_BYTES);
 
   server = calloc(1, sizeof(*server));
   if (server == NULL)
     return SHMRPC_ENOMEM;
   server->capacity = (uint32_t)capacity;
-  shmrpc__spin_init(&server->spin, options->spin_us);
-  server->request_copy = malloc(capacity);
-  if (server->request_copy == NULL) {
-    free(server);
-    return SHMRPC_ENOMEM;
-  }
-
-  os_options.area_size = (size_t)shmrpc__area_size(server->capacity);
-  os_options.access = options->access;
-  os_options.global_namespace = options->global_namespace;
-  rc = shmrpc__os_service_create(name, &os_options, &server->service, &area);
+  server->lanes = lanes;
+  server->workers = workers;
+  server->access = options->access;
+  server->lane = calloc(lanes, sizeof(*server->lane));
+  server->worker = calloc(workers, sizeof(*server->worker));
+  rc = server->lane == NULL || server->worker == NULL ? SHMRPC_ENOMEM : 0;
+  for (i = 0; rc == 0 && i < workers; i++)
+    rc = worker_init(&server->worker[i], server, options->spin_us);
+  if (rc == 0)
+    rc = worker_init(&server->loop_worker, server, options->spin_us);
   if (rc != 0) {
-    free(server->request_copy);
-    free(server);
+    server_free(server);
     return rc;
   }
 
-  server->control = area;
-  server->request_area = shmrpc__request_area(area);
-  server->response_area = shmrpc__response_area(area, server->capacity);
+  os_options.server_size = (size_t)shmrpc__server_size(server->capacity, lanes);
+  os_options.calls_size = (size_t)shmrpc__calls_size(server->capacity, lanes);
+  os_options.lanes = lanes;
+  os_options.generation = shmrpc__os_random64();
+  os_options.access = options->access;
+  os_options.global_namespace = options->global_namespace;
+  rc = shmrpc__os_service_create(name, &os_options, &server->service,
+                                 &server->server_area, &server->calls_area);
+  if (rc != 0) {
+    server_free(server);
+    return rc;
+  }
   server->start_ns = shmrpc__os_now_ns();
 
-  header = &server->control->header;
+  header = shmrpc__area_header(server->server_area);
   header->version = SHMRPC__PROTOCOL_VERSION;
   header->capacity = server->capacity;
-  header->area_size = (uint32_t)os_options.area_size;
-  header->generation = shmrpc__os_random64();
+  header->lanes = lanes;
+  header->workers = workers;
+  header->server_size = os_options.server_size;
+  header->calls_size = os_options.calls_size;
+  header->generation = os_options.generation;
   header->start_ns = server->start_ns;
   header->server_pid = shmrpc__os_pid();
   header->server_state = SHMRPC__SERVER_RUNNING;
@@ -121,17 +213,6 @@ int shmrpc_server_create(shmrpc_server **out, const char *name,
   shmrpc__store32(&header->magic, SHMRPC__MAGIC);
 
   *out = server;
-  return 0;
-}
-
-int shmrpc_server_set_fallback(shmrpc_server *server, shmrpc_handler handler,
-                               void *user_data) {
-  if (server == NULL || handler == NULL)
-    return SHMRPC_EINVAL;
-  server->fallback.id = 0;
-  server->fallback.name = NULL;
-  server->fallback.handler = handler;
-  server->fallback.user_data = user_data;
   return 0;
 }
 
@@ -171,6 +252,19 @@ int shmrpc_server_register(shmrpc_server *server, uint32_t method,
   return 0;
 }
 
+int shmrpc_server_set_fallback(shmrpc_server *server, shmrpc_handler handler,
+                               void *user_data) {
+  if (server == NULL || handler == NULL)
+    return SHMRPC_EINVAL;
+  server->fallback.id = 0;
+  server->fallback.name = NULL;
+  server->fallback.handler = handler;
+  server->fallback.user_data = user_data;
+  return 0;
+}
+
+/* ---- Replies ----------------------------------------------------------- */
+
 SHMRPC__HOT int shmrpc_reply_write(shmrpc_reply *reply, const void *data,
                                    size_t len) {
   if (reply == NULL || (data == NULL && len > 0))
@@ -178,7 +272,7 @@ SHMRPC__HOT int shmrpc_reply_write(shmrpc_reply *reply, const void *data,
   if (len > reply->server->capacity)
     return SHMRPC_ETOOBIG;
   if (len > 0)
-    memcpy(reply->server->response_area, data, len);
+    memcpy(reply->response, data, len);
   reply->len = len;
   return 0;
 }
@@ -188,7 +282,7 @@ SHMRPC__HOT void *shmrpc_reply_buffer(shmrpc_reply *reply, size_t *capacity) {
     return NULL;
   if (capacity != NULL)
     *capacity = reply->server->capacity;
-  return reply->server->response_area;
+  return reply->response;
 }
 
 SHMRPC__HOT int shmrpc_reply_commit(shmrpc_reply *reply, size_t len) {
@@ -216,19 +310,6 @@ int shmrpc_reply_error(shmrpc_reply *reply, int32_t code,
     reply->message_len = len;
   }
   return code;
-}
-
-/* An empty reply. message[] is left as it is: message_len says how much of
- * it counts, and clearing its 255 bytes on every call is not free. */
-SHMRPC__HOT static void reply_init(shmrpc_reply *reply, shmrpc_server *server) {
-  reply->server = server;
-  reply->len = 0;
-  reply->app_code = 0;
-  reply->fail_status = 0;
-  reply->method = 0;
-  reply->timeout_ms = SHMRPC_INFINITE;
-  reply->deadline_ns = 0;
-  reply->message_len = 0;
 }
 
 int shmrpc_reply_fail(shmrpc_reply *reply, int code) {
@@ -270,6 +351,23 @@ int32_t shmrpc_reply_timeout(shmrpc_reply *reply) {
   return (int32_t)((reply->deadline_ns - now) / 1000000u);
 }
 
+/* An empty reply. message[] is left as it is: message_len says how much of
+ * it counts, and clearing its 255 bytes on every call is not free. */
+SHMRPC__HOT static void reply_init(shmrpc_reply *reply, shmrpc_server *server,
+                                   uint32_t lane) {
+  reply->server = server;
+  reply->response =
+      shmrpc__area_response(server->server_area, server->lanes,
+                            server->capacity, lane);
+  reply->len = 0;
+  reply->app_code = 0;
+  reply->fail_status = 0;
+  reply->method = 0;
+  reply->timeout_ms = SHMRPC_INFINITE;
+  reply->deadline_ns = 0;
+  reply->message_len = 0;
+}
+
 SHMRPC__HOT static const shmrpc__method *
 find_method(const shmrpc_server *server, uint32_t id) {
   size_t i;
@@ -295,10 +393,12 @@ static int32_t list_methods(shmrpc_server *server, shmrpc_reply *reply) {
   return shmrpc_reply_commit(reply, writer.len);
 }
 
-/* Runs the call whose request (already copied) is in request_copy, and
+/* Runs the call whose request (already copied) is in the worker's copy, and
  * returns its status; the reply holds the response length and error. */
-SHMRPC__HOT static int32_t dispatch(shmrpc_server *server, uint32_t method,
-                                    size_t request_len, shmrpc_reply *reply) {
+SHMRPC__HOT static int32_t dispatch_call(shmrpc__worker *worker,
+                                         uint32_t method, size_t request_len,
+                                         shmrpc_reply *reply) {
+  shmrpc_server *server = worker->server;
   const shmrpc__method *entry = find_method(server, method);
   int handler_rc;
 
@@ -306,12 +406,12 @@ SHMRPC__HOT static int32_t dispatch(shmrpc_server *server, uint32_t method,
     entry = &server->fallback;
   if (entry == NULL) {
     if (method == SHMRPC_METHOD_PING)
-      return shmrpc_reply_write(reply, server->request_copy, request_len);
+      return shmrpc_reply_write(reply, worker->request_copy, request_len);
     if (method == SHMRPC_METHOD_LIST)
       return list_methods(server, reply);
     return SHMRPC_ENOMETHOD;
   }
-  handler_rc = entry->handler(entry->user_data, server->request_copy,
+  handler_rc = entry->handler(entry->user_data, worker->request_copy,
                               request_len, reply);
   if (reply->fail_status != 0)
     return reply->fail_status;
@@ -326,250 +426,624 @@ SHMRPC__HOT static int32_t dispatch(shmrpc_server *server, uint32_t method,
   return reply->app_code != 0 ? SHMRPC_EAPP : 0;
 }
 
-/* Closes call `seq`: its sequence number, stored last, publishes whatever
- * was written for it; then the caller is woken if it sleeps. */
-SHMRPC__HOT static void publish_answer(shmrpc_server *server, uint32_t seq) {
-  shmrpc__control *control = server->control;
-  server->last_answered = seq;
-  shmrpc__store32_sc(&control->server.response_seq, seq);
-  if (shmrpc__load32_sc(&control->server.response_sleepers) != 0) {
-    shmrpc__store32_relaxed(&control->server.response_sleepers, 0u);
-    shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
+/* ---- Answering --------------------------------------------------------- */
+
+/* Closes call `seq` of `lane`: its sequence number, stored last, publishes
+ * whatever was written for it; then its caller is woken if it sleeps. */
+SHMRPC__HOT static void publish_answer(shmrpc_server *server, uint32_t lane,
+                                       uint32_t seq) {
+  shmrpc__answer_line *answer = shmrpc__area_answer(server->server_area, lane);
+  shmrpc__request_line *request = shmrpc__area_request(server->calls_area, lane);
+  uint32_t sleeper;
+  server->lane[lane].last_answered = seq;
+  shmrpc__store32_sc(&answer->response_seq, seq);
+  sleeper = shmrpc__load32_sc(&request->response_sleepers);
+  if (SHMRPC__UNLIKELY(sleeper != 0)) {
+    shmrpc__store32_relaxed(&request->response_sleepers, 0u);
+    if ((sleeper & SHMRPC__SLEEPER_MODE_MASK) == SHMRPC__SLEEPER_FD)
+      shmrpc__os_waitable_wake(server->service, lane, sleeper >> 2);
+    else
+      shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE(lane));
   }
 }
 
 /* Writes the answer for call `seq` and publishes it. */
-SHMRPC__HOT static void answer(shmrpc_server *server, uint32_t seq,
-                               int32_t status, const shmrpc_reply *reply) {
-  shmrpc__control *control = server->control;
+SHMRPC__HOT static void answer_call(shmrpc_server *server, uint32_t lane,
+                                    uint32_t seq, int32_t status,
+                                    const shmrpc_reply *reply) {
+  shmrpc__answer_line *answer = shmrpc__area_answer(server->server_area, lane);
+  shmrpc__lane_info *info =
+      shmrpc__area_lane_info(server->server_area, server->lanes, lane);
   size_t message_len = status == SHMRPC_EAPP ? reply->message_len : 0;
   uint32_t response_len = status == 0 ? (uint32_t)reply->len : 0;
 
   if (message_len > 0)
-    memcpy(control->message, reply->message, message_len);
-  shmrpc__store32_relaxed(&control->server.message_len, (uint32_t)message_len);
-  shmrpc__store32_relaxed((volatile uint32_t *)&control->server.app_code,
+    memcpy(shmrpc__area_message(server->server_area, server->lanes, lane),
+           reply->message, message_len);
+  shmrpc__store32_relaxed(&answer->message_len, (uint32_t)message_len);
+  shmrpc__store32_relaxed((volatile uint32_t *)&answer->app_code,
                           status == SHMRPC_EAPP ? (uint32_t)reply->app_code
                                                 : 0u);
-  shmrpc__store32_relaxed((volatile uint32_t *)&control->server.status,
+  shmrpc__store32_relaxed((volatile uint32_t *)&answer->status,
                           (uint32_t)status);
-  shmrpc__store32_relaxed(&control->server.response_len, response_len);
+  shmrpc__store32_relaxed(&answer->response_len, response_len);
   /* A small answer rides in this line: the caller then reads no other. */
   if (response_len <= SHMRPC__INLINE_MAX)
-    memcpy(control->server.response_inline, server->response_area,
-           response_len);
+    memcpy(answer->response_inline, reply->response, response_len);
   /* Count before publishing, so a caller that has its answer sees it
-   * counted even if the server dies the next instant. Only the server
-   * writes these counters: plain increments will do. */
-  shmrpc__bump64(&control->stats.calls, 1);
-  shmrpc__bump64(&control->stats.bytes_out, response_len);
+   * counted even if the server dies the next instant. One worker serves a
+   * lane at a time: plain increments will do. */
+  server->lane[lane].calls++;
+  shmrpc__store64(&answer->calls, server->lane[lane].calls);
+  shmrpc__bump64(&info->bytes_out, response_len);
   if (status == SHMRPC_EAPP)
-    shmrpc__bump64(&control->stats.app_errors, 1);
-  publish_answer(server, seq);
+    shmrpc__bump64(&info->app_errors, 1);
+  publish_answer(server, lane, seq);
+}
+
+/* ---- Repair ------------------------------------------------------------ */
+
+/* At most one repair pass per this long. */
+#define SHMRPC__REPAIR_GAP_NS 50000000u
+
+/* Adds what callers reported to the server's counters, bounded: a writer
+ * can inflate a report, not the total by more than a plausible amount. */
+static void fold_report(volatile uint64_t *report, volatile uint64_t *total) {
+  uint64_t value = __atomic_exchange_n(report, 0, __ATOMIC_RELAXED);
+  if (value > SHMRPC__REPORT_MAX)
+    value = SHMRPC__REPORT_MAX;
+  shmrpc__add64(total, value);
+}
+
+void shmrpc__add_reported(shmrpc_stats *stats,
+                          const shmrpc__calls_header *calls) {
+  uint64_t timeouts = shmrpc__load64(&calls->timeouts);
+  uint64_t recoveries = shmrpc__load64(&calls->recoveries);
+  stats->timeouts += timeouts > SHMRPC__REPORT_MAX ? SHMRPC__REPORT_MAX
+                                                   : timeouts;
+  stats->recoveries += recoveries > SHMRPC__REPORT_MAX ? SHMRPC__REPORT_MAX
+                                                       : recoveries;
+}
+
+/* Frees the lanes of dead clients (and lock words a writer garbled), and
+ * records what the server saw of each lane's lock, for shmrpc stat. */
+static void observe_locks(shmrpc_server *server) {
+  shmrpc__stats_line *stats = shmrpc__area_stats(server->server_area);
+  uint64_t now = 0;
+  uint32_t i;
+  for (i = 0; i < server->lanes; i++) {
+    shmrpc__lane_info *info =
+        shmrpc__area_lane_info(server->server_area, server->lanes, i);
+    shmrpc__os_lane_info lock;
+    if (shmrpc__os_lane_recover(server->service, i)) {
+      shmrpc__add64(&stats->recoveries, 1);
+      shmrpc__os_queue_wake(server->service);
+    }
+    if (shmrpc__os_lane_query(server->service, i, &lock) != 0 || !lock.held) {
+      shmrpc__store64(&info->lock_seen, 0);
+      shmrpc__store64(&info->lock_since_ns, 0);
+      shmrpc__store32(&info->lock_owner_alive, 0);
+      continue;
+    }
+    if (now == 0)
+      now = shmrpc__os_now_ns();
+    if (shmrpc__load64(&info->lock_seen) != lock.owner ||
+        shmrpc__load64(&info->lock_since_ns) == 0) {
+      shmrpc__store64(&info->lock_seen, lock.owner);
+      shmrpc__store64(&info->lock_since_ns, now);
+    }
+    shmrpc__store32(&info->lock_owner_alive, lock.owner_alive ? 1u : 0u);
+  }
+}
+
+/* The doorbell word as the workers' states say it must be. */
+static uint32_t doorbell_expected(const shmrpc_server *server) {
+  return (shmrpc__load32(&server->in_loop) ? SHMRPC__SLEEPERS_FD : 0u) |
+         shmrpc__load32(&server->spinning) * SHMRPC__SLEEPERS_ONE_SPINNER |
+         shmrpc__load32(&server->asleep);
 }
 
 /*
- * Anyone who can open the mapping can write into it. Between calls the
- * server puts back what only it may say: the header, and its own sequence
- * numbers (a forged taken_seq would make every caller wait for an answer
- * that never comes). Runs before the server sleeps and every
- * SHMRPC__REPAIR_EVERY calls; it never touches the caller's line.
+ * Puts back what only the server may say, when a writer changed it: the
+ * header and each idle lane's sequence numbers (a forged taken_seq would
+ * make the lane's callers wait for an answer that never comes) in the
+ * server area, which only processes of the server's user can write, and
+ * the doorbell word; folds in what callers reported; and lets the backend
+ * put back its own words. It never writes a caller's request line. Runs
+ * before a worker sleeps, after each idle slice and every
+ * SHMRPC__REPAIR_EVERY calls; one pass at a time.
  */
-static int repair_control(void *ctx) {
-  shmrpc_server *server = ctx;
-  shmrpc__control *control = server->control;
-  shmrpc__header *header = &control->header;
+static void repair(shmrpc_server *server) {
+  shmrpc__header *header = shmrpc__area_header(server->server_area);
   const shmrpc__header *want = &server->header;
+  shmrpc__stats_line *stats = shmrpc__area_stats(server->server_area);
+  shmrpc__calls_header *calls = shmrpc__area_calls_header(server->calls_area);
+  volatile uint32_t *doorbell =
+      &shmrpc__area_doorbell(server->server_area)->request_sleepers;
+  uint32_t i, seen;
   int repaired = 0;
 
-  server->calls_since_check = 0;
-  if (shmrpc__load32_relaxed(&header->version) != want->version ||
-      shmrpc__load32_relaxed(&header->capacity) != want->capacity ||
-      shmrpc__load32_relaxed(&header->area_size) != want->area_size ||
-      shmrpc__load32_relaxed(&header->server_pid) != want->server_pid ||
-      shmrpc__load64(&header->generation) != want->generation ||
-      shmrpc__load64(&header->start_ns) != want->start_ns) {
-    shmrpc__store32_relaxed(&header->version, want->version);
-    shmrpc__store32_relaxed(&header->capacity, want->capacity);
-    shmrpc__store32_relaxed(&header->area_size, want->area_size);
-    shmrpc__store32_relaxed(&header->server_pid, want->server_pid);
-    shmrpc__store64(&header->generation, want->generation);
-    shmrpc__store64(&header->start_ns, want->start_ns);
-    repaired = 1;
-  }
-  if (shmrpc__load32(&header->server_state) != SHMRPC__SERVER_RUNNING) {
-    shmrpc__store32(&header->server_state, SHMRPC__SERVER_RUNNING);
-    repaired = 1;
-  }
-  if (shmrpc__load32(&header->server_dead) != 0) {
-    shmrpc__store32(&header->server_dead, 0);
+  uint64_t now = shmrpc__os_now_ns();
+  /* Often enough that a writer's damage lasts well under the idle slice,
+   * rarely enough to cost nothing: the pass makes system calls. */
+  if (now - shmrpc__load64(&server->repaired_ns) < SHMRPC__REPAIR_GAP_NS)
+    return;
+  if (!shmrpc__cas32(&server->repairing, 0, 1))
+    return;
+  shmrpc__store64(&server->repaired_ns, now);
+  if (memcmp((const unsigned char *)header + 4,
+             (const unsigned char *)want + 4, sizeof(*header) - 4) != 0) {
+    memcpy((unsigned char *)header + 4, (const unsigned char *)want + 4,
+           sizeof(*header) - 4);
     repaired = 1;
   }
   if (shmrpc__load32(&header->magic) != SHMRPC__MAGIC) {
     shmrpc__store32(&header->magic, SHMRPC__MAGIC);
     repaired = 1;
   }
-  if (shmrpc__load32(&control->server.taken_seq) != server->last_taken ||
-      shmrpc__load32(&control->server.response_seq) != server->last_answered) {
-    shmrpc__store32_sc(&control->server.taken_seq, server->last_taken);
-    shmrpc__store32_sc(&control->server.response_seq, server->last_answered);
-    /* Wake a caller that waits for the phantom call to end. */
-    shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
-    repaired = 1;
+  for (i = 0; i < server->lanes; i++) {
+    shmrpc__lane_state *lane = &server->lane[i];
+    shmrpc__answer_line *answer = shmrpc__area_answer(server->server_area, i);
+    if (!shmrpc__cas32(&lane->claimed, 0, 1))
+      continue; /* a worker serves it: its words are in flux */
+    if (shmrpc__load32(&answer->taken_seq) != lane->last_taken ||
+        shmrpc__load32(&answer->response_seq) != lane->last_answered ||
+        shmrpc__load64(&answer->calls) != lane->calls) {
+      shmrpc__store32_sc(&answer->taken_seq, lane->last_taken);
+      shmrpc__store32_sc(&answer->response_seq, lane->last_answered);
+      shmrpc__store64(&answer->calls, lane->calls);
+      /* Wake a caller that waits for the phantom call to end. */
+      shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE(i));
+      repaired = 1;
+    }
+    shmrpc__store32(&lane->claimed, 0);
   }
+  /* The doorbell word changes as workers come and go: put it back only if
+   * it stayed wrong, and the same, for two passes. */
+  seen = shmrpc__load32_sc(doorbell);
+  if (seen != doorbell_expected(server) && seen == server->doorbell_seen) {
+    if (++server->doorbell_repairs >= 2 &&
+        shmrpc__cas32(doorbell, seen, doorbell_expected(server))) {
+      shmrpc__os_event_broadcast(server->service, SHMRPC__EVENT_REQUEST);
+      server->doorbell_repairs = 0;
+      repaired = 1;
+    }
+  } else {
+    server->doorbell_repairs = 0;
+  }
+  server->doorbell_seen = seen;
+  fold_report(&calls->timeouts, &stats->timeouts);
+  fold_report(&calls->recoveries, &stats->recoveries);
+  if (shmrpc__load32(&calls->server_dead) != 0)
+    shmrpc__store32(&calls->server_dead, 0); /* we live */
+  if (shmrpc__os_service_repair(server->service) > 0)
+    repaired = 1;
+  observe_locks(server);
   if (repaired)
-    shmrpc__add64(&control->stats.reserved[0], 1);
-  return 0;
+    shmrpc__add64(&stats->repairs, 1);
+  shmrpc__store32(&server->repairing, 0);
 }
 
-/* A call is waiting when the caller's line shows a posted sequence number
- * this server has not taken yet. */
-SHMRPC__HOT static int call_posted(const shmrpc_server *server) {
-  shmrpc__client_line *line = &server->control->client;
-  if (shmrpc__load32_sc(&line->call_seq) == server->last_taken)
+/* ---- Finding and taking calls ------------------------------------------ */
+
+/* A call is waiting on a lane when its request line shows a posted sequence
+ * number the server has not taken yet. */
+SHMRPC__HOT static int call_posted(const shmrpc_server *server, uint32_t lane) {
+  const shmrpc__request_line *request =
+      shmrpc__area_request(server->calls_area, lane);
+  if (shmrpc__load32_sc(&request->call_seq) == server->lane[lane].last_taken)
     return 0;
-  return shmrpc__load32_sc(&line->slot_state) == SHMRPC__SLOT_POSTED;
+  return shmrpc__load32_sc(&request->slot_state) == SHMRPC__SLOT_POSTED;
 }
 
-SHMRPC__HOT static int request_ready(void *ctx) {
-  shmrpc_server *server = ctx;
+/* Looks at every lane once, starting after the last one served. Returns the
+ * lane + 1 of a posted call, 0 if none, SHMRPC_ESHUTDOWN once stopping. */
+SHMRPC__HOT static int find_call(void *ctx) {
+  shmrpc__worker *worker = ctx;
+  shmrpc_server *server = worker->server;
+  uint32_t i, lanes = server->lanes;
   if (shmrpc__load32_relaxed(&server->stop_requested))
     return SHMRPC_ESHUTDOWN;
-  return call_posted(server);
+  for (i = 0; i < lanes; i++) {
+    uint32_t lane = worker->next_lane + i;
+    if (lane >= lanes)
+      lane -= lanes;
+    if (shmrpc__load32_relaxed(&server->lane[lane].claimed) == 0 &&
+        call_posted(server, lane))
+      return (int)lane + 1;
+  }
+  return 0;
 }
 
 /* Takes the posted call: publishes taken_seq, then checks that the caller
  * has not withdrawn it meanwhile (see layout.h). Returns 1 if the call is
  * ours to run, 0 if it was withdrawn (it is then answered as such). */
-SHMRPC__HOT static int take_call(shmrpc_server *server, uint32_t seq) {
-  shmrpc__control *control = server->control;
-  server->last_taken = seq;
-  shmrpc__store32_sc(&control->server.taken_seq, seq);
-  if (shmrpc__load32_sc(&control->client.slot_state) == SHMRPC__SLOT_POSTED &&
-      shmrpc__load32_sc(&control->client.call_seq) == seq)
+SHMRPC__HOT static int take_call(shmrpc_server *server, uint32_t lane,
+                                 uint32_t seq) {
+  shmrpc__answer_line *answer = shmrpc__area_answer(server->server_area, lane);
+  const shmrpc__request_line *request =
+      shmrpc__area_request(server->calls_area, lane);
+  server->lane[lane].last_taken = seq;
+  shmrpc__store32_sc(&answer->taken_seq, seq);
+  if (shmrpc__load32_sc(&request->slot_state) == SHMRPC__SLOT_POSTED &&
+      shmrpc__load32_sc(&request->call_seq) == seq)
     return 1;
-  /* Withdrawn: close the call without running it, so the slot is idle. */
-  publish_answer(server, seq);
+  /* Withdrawn: close the call without running it, so the lane is idle.
+   * Its caller is gone, unless a writer withdrew it under a caller that
+   * still waits: that one must get no stale answer, but "canceled". */
+  shmrpc__add64(&shmrpc__area_stats(server->server_area)->withdrawn, 1);
+  shmrpc__store32_relaxed((volatile uint32_t *)&answer->status,
+                          (uint32_t)SHMRPC_ECANCELED);
+  shmrpc__store32_relaxed(&answer->response_len, 0u);
+  publish_answer(server, lane, seq);
   return 0;
 }
 
-/* Waits for one posted call and answers it. */
-SHMRPC__HOT static int serve_one(shmrpc_server *server,
-                                 shmrpc__deadline *deadline) {
-  shmrpc__control *control = server->control;
+/* Claims a lane for this worker: needed only when workers share lanes. */
+SHMRPC__HOT static int claim(shmrpc_server *server, uint32_t lane) {
+  if (server->workers == 1)
+    return 1;
+  return shmrpc__cas32(&server->lane[lane].claimed, 0, 1);
+}
+SHMRPC__HOT static void unclaim(shmrpc_server *server, uint32_t lane) {
+  if (server->workers > 1)
+    shmrpc__store32(&server->lane[lane].claimed, 0);
+}
+
+/* Serves the call posted on `lane`, if it is still there. Returns 1 if it
+ * served one. */
+SHMRPC__HOT static int serve_lane(shmrpc__worker *worker, uint32_t lane) {
+  shmrpc_server *server = worker->server;
+  shmrpc__request_line *request = shmrpc__area_request(server->calls_area, lane);
   shmrpc_reply reply;
   uint32_t seq, method, request_len;
   int32_t status;
-  int rc;
 
-  for (;;) {
-    if (server->calls_since_check >= SHMRPC__REPAIR_EVERY)
-      repair_control(server);
-    rc = shmrpc__wait(server->service, SHMRPC__EVENT_REQUEST,
-                      &control->client.request_sleepers, request_ready,
-                      repair_control, server, &server->spin,
-                      SHMRPC__WAIT_HEALTH_FIRST | SHMRPC__WAIT_JUDGE_LATER,
-                      deadline, SHMRPC__IDLE_SLICE_MS);
-    if (rc < 0)
-      return rc;
-    /* Read each field once, then validate: the caller may be hostile. */
-    seq = shmrpc__load32(&control->client.call_seq);
-    if (take_call(server, seq))
-      break;
+  if (!claim(server, lane))
+    return 0;
+  /* Read each field once, then validate: the caller may be hostile. */
+  seq = shmrpc__load32(&request->call_seq);
+  if (seq == server->lane[lane].last_taken || !take_call(server, lane, seq)) {
+    unclaim(server, lane);
+    return 0;
   }
+  worker->next_lane = lane + 1 < server->lanes ? lane + 1 : 0;
   SHMRPC__FAULT("server_busy");
 
-  method = shmrpc__load32_relaxed(&control->client.method);
-  request_len = shmrpc__load32_relaxed(&control->client.request_len);
-
-  reply_init(&reply, server);
+  method = shmrpc__load32_relaxed(&request->method);
+  request_len = shmrpc__load32_relaxed(&request->request_len);
+  reply_init(&reply, server, lane);
   reply.method = method;
   reply.timeout_ms = (int32_t)shmrpc__load32_relaxed(
-      (volatile uint32_t *)&control->client.timeout_ms);
-  reply.deadline_ns = shmrpc__load64(&control->client.deadline_ns);
+      (volatile uint32_t *)&request->timeout_ms);
+  reply.deadline_ns = shmrpc__load64(&request->deadline_ns);
   if (reply.timeout_ms < SHMRPC_INFINITE)
     reply.timeout_ms = SHMRPC_INFINITE;
+
   if (request_len > server->capacity) {
     status = SHMRPC_ETOOBIG;
   } else {
-    memcpy(server->request_copy,
-           request_len <= SHMRPC__INLINE_MAX ? control->client.request_inline
-                                             : server->request_area,
+    memcpy(worker->request_copy,
+           request_len <= SHMRPC__INLINE_MAX
+               ? request->request_inline
+               : shmrpc__area_payload(server->calls_area, server->lanes,
+                                      server->capacity, lane),
            request_len);
-    shmrpc__bump64(&control->stats.bytes_in, request_len);
-    status = dispatch(server, method, request_len, &reply);
+    shmrpc__bump64(
+        &shmrpc__area_lane_info(server->server_area, server->lanes, lane)
+             ->bytes_in,
+        request_len);
+    status = dispatch_call(worker, method, request_len, &reply);
   }
-  answer(server, seq, status, &reply);
-  server->calls_since_check++;
+  answer_call(server, lane, seq, status, &reply);
+  unclaim(server, lane);
+  worker->calls_since_repair++;
   SHMRPC__FAULT("server_answered");
+  return 1;
+}
+
+/* ---- Waiting for calls ------------------------------------------------- */
+
+/* The doorbell word and its private mirror change together. */
+static void doorbell_add(shmrpc_server *server, uint32_t delta) {
+  shmrpc__fetch_add32(
+      &shmrpc__area_doorbell(server->server_area)->request_sleepers, delta);
+}
+
+/* Becomes the one spinning worker, if none spins. */
+static int become_spinner(shmrpc_server *server) {
+  if (!shmrpc__cas32(&server->spinning, 0, 1))
+    return 0;
+  doorbell_add(server, SHMRPC__SLEEPERS_ONE_SPINNER);
+  return 1;
+}
+
+/*
+ * Waits until a call is posted on some lane (returns its lane + 1), the
+ * server stops (SHMRPC_ESHUTDOWN) or the deadline passes (SHMRPC_ETIMEDOUT).
+ * As shmrpc__wait does for callers: spin for the window (if no other worker
+ * spins), then sleep in slices, telling callers through the doorbell word,
+ * and judge the sleep's length only at the next wait, so that a call that
+ * wakes the server costs it no clock read before the handler.
+ */
+SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
+                                     shmrpc__deadline *deadline) {
+  shmrpc_server *server = worker->server;
+  shmrpc__spin *spin = &worker->spin;
+  uint64_t start = 0;
+  int found = find_call(worker), judging, spinner = 0;
+  if (found != 0)
+    return found;
+  if (spin->slept_since_ns != 0) {
+    start = shmrpc__os_now_ns();
+    shmrpc__spin_judge(spin, start - spin->slept_since_ns);
+    spin->slept_since_ns = 0;
+  }
+  judging = spin->max_ns > 0;
+  if (judging && spin->window_ns > SHMRPC__SPIN_FLOOR_NS &&
+      become_spinner(server)) {
+    int i;
+    spinner = 1;
+    for (i = 0; i < SHMRPC__QUICK_CHECKS && found == 0; i++) {
+      shmrpc__cpu_relax();
+      found = find_call(worker);
+    }
+    if (found == 0) {
+      if (start == 0)
+        start = shmrpc__os_now_ns();
+      shmrpc__deadline_arm(deadline, start);
+      found = shmrpc__spin_for(find_call, worker, spin->window_ns, start,
+                               deadline);
+    }
+    if (found != 0) {
+      shmrpc__store32(&server->spinning, 0);
+      doorbell_add(server, (uint32_t)-SHMRPC__SLEEPERS_ONE_SPINNER);
+      shmrpc__spin_paid(spin);
+      return found;
+    }
+  } else if (judging && start == 0) {
+    start = shmrpc__os_now_ns();
+  }
+
+  /* Asleep from now on, as the doorbell word says; then the last looks. */
+  shmrpc__fetch_add32(&server->asleep, 1);
+  if (spinner) {
+    shmrpc__store32(&server->spinning, 0);
+    doorbell_add(server, 1u - SHMRPC__SLEEPERS_ONE_SPINNER);
+  } else {
+    doorbell_add(server, 1u);
+  }
+  for (;;) {
+    int32_t slice;
+    uint32_t prepared;
+    repair(server);
+    worker->calls_since_repair = 0;
+    slice = shmrpc__deadline_slice(deadline, SHMRPC__IDLE_SLICE_MS);
+    if (slice == 0) {
+      found = SHMRPC_ETIMEDOUT;
+      break;
+    }
+    prepared = shmrpc__os_event_prepare(server->service, SHMRPC__EVENT_REQUEST);
+    found = find_call(worker);
+    if (found == 0) {
+      (void)shmrpc__os_event_wait(server->service, SHMRPC__EVENT_REQUEST,
+                                  prepared, slice);
+      found = find_call(worker);
+    }
+    if (found != 0)
+      break;
+  }
+  doorbell_add(server, (uint32_t)-1);
+  shmrpc__fetch_add32(&server->asleep, (uint32_t)-1);
+  if (judging)
+    spin->slept_since_ns = start;
+  return found;
+}
+
+/* Waits for one posted call and serves it. */
+SHMRPC__HOT static int serve_one(shmrpc__worker *worker,
+                                 shmrpc__deadline *deadline) {
+  for (;;) {
+    int found;
+    if (worker->calls_since_repair >= SHMRPC__REPAIR_EVERY) {
+      repair(worker->server);
+      worker->calls_since_repair = 0;
+    }
+    found = wait_for_call(worker, deadline);
+    if (found < 0)
+      return found;
+    if (serve_lane(worker, (uint32_t)found - 1u))
+      return 0;
+  }
+}
+
+static void worker_main(void *arg) {
+  shmrpc__worker *worker = arg;
+  shmrpc__deadline forever = shmrpc__deadline_in(SHMRPC_INFINITE);
+  while (serve_one(worker, &forever) == 0) {
+  }
+}
+
+/* run, run_once and dispatch are one at a time, and never in a fork child
+ * (its kernel objects are gone: it would only steal the parent's calls). */
+static int begin_serving(shmrpc_server *server) {
+  if (server == NULL || shmrpc__os_service_forked(server->service))
+    return SHMRPC_EINVAL;
+  if (!shmrpc__cas32(&server->serving, 0, 1))
+    return SHMRPC_EINVAL;
   return 0;
+}
+
+static void end_serving(shmrpc_server *server) {
+  shmrpc__store32_sc(&server->serving, 0);
 }
 
 int shmrpc_server_run_once(shmrpc_server *server, int32_t timeout_ms) {
   shmrpc__deadline deadline;
+  int rc;
   if (server == NULL || timeout_ms < SHMRPC_INFINITE)
     return SHMRPC_EINVAL;
+  rc = begin_serving(server);
+  if (rc != 0)
+    return rc;
   deadline = shmrpc__deadline_in(timeout_ms);
-  return serve_one(server, &deadline);
+  rc = serve_one(&server->loop_worker, &deadline);
+  end_serving(server);
+  return rc;
 }
 
 SHMRPC__HOT int shmrpc_server_run(shmrpc_server *server) {
-  shmrpc__deadline forever = shmrpc__deadline_in(SHMRPC_INFINITE);
-  int rc;
-  if (server == NULL)
-    return SHMRPC_EINVAL;
-  do {
-    rc = serve_one(server, &forever);
-  } while (rc == 0);
-  return rc == SHMRPC_ESHUTDOWN ? 0 : rc;
+  uint32_t started, i;
+  int rc = begin_serving(server);
+  if (rc != 0)
+    return rc;
+  for (started = 1; started < server->workers; started++) {
+    shmrpc__worker *worker = &server->worker[started];
+    worker->next_lane = started % server->lanes;
+    rc = shmrpc__os_thread_start(&worker->thread, worker_main, worker);
+    if (rc != 0)
+      break;
+  }
+  if (rc != 0) {
+    shmrpc_server_stop(server);
+  } else {
+    worker_main(&server->worker[0]);
+  }
+  for (i = 1; i < started; i++) {
+    shmrpc__os_thread_join(server->worker[i].thread);
+    server->worker[i].thread = NULL;
+  }
+  end_serving(server);
+  return rc;
 }
 
 void shmrpc_server_stop(shmrpc_server *server) {
   if (server == NULL)
     return;
-  /* Only an atomic store and a wake-up: both are async-signal-safe. */
+  /* Only an atomic store and wake-ups: all async-signal-safe. */
   shmrpc__store32_sc(&server->stop_requested, 1);
-  shmrpc__os_event_set(server->service, SHMRPC__EVENT_REQUEST);
+  if (shmrpc__os_service_forked(server->service))
+    return;
+  shmrpc__os_event_broadcast(server->service, SHMRPC__EVENT_REQUEST);
+  shmrpc__os_waitable_wake(server->service, UINT32_MAX, 0);
 }
+
+/* ---- Event loops ------------------------------------------------------- */
+
+int shmrpc_server_waitable(shmrpc_server *server, shmrpc_waitable *out) {
+  if (server == NULL || out == NULL)
+    return SHMRPC_EINVAL;
+  return shmrpc__os_waitable_get(server->service, out);
+}
+
+int shmrpc_server_dispatch(shmrpc_server *server) {
+  shmrpc__worker *worker;
+  volatile uint32_t *doorbell;
+  int served = 0, rc;
+  rc = begin_serving(server);
+  if (rc != 0)
+    return rc;
+  worker = &server->loop_worker;
+  doorbell = &shmrpc__area_doorbell(server->server_area)->request_sleepers;
+  /* While it serves, callers need not poke the waitable. */
+  if (shmrpc__load32(&server->in_loop)) {
+    shmrpc__store32(&server->in_loop, 0);
+    __atomic_fetch_and(doorbell, ~SHMRPC__SLEEPERS_FD, __ATOMIC_SEQ_CST);
+  }
+  (void)shmrpc__os_waitable_drain(server->service, UINT32_MAX);
+  repair(server);
+  for (;;) {
+    int found = find_call(worker);
+    if (found < 0) {
+      rc = found;
+      break;
+    }
+    if (found == 0) {
+      /* Armed first, then the last look: a caller posts, then looks for
+       * the bit, so one of the two sees the other. */
+      shmrpc__store32(&server->in_loop, 1);
+      __atomic_fetch_or(doorbell, SHMRPC__SLEEPERS_FD, __ATOMIC_SEQ_CST);
+      found = find_call(worker);
+      if (found <= 0) {
+        rc = found < 0 ? found : served;
+        break;
+      }
+      shmrpc__store32(&server->in_loop, 0);
+      __atomic_fetch_and(doorbell, ~SHMRPC__SLEEPERS_FD, __ATOMIC_SEQ_CST);
+    }
+    served += serve_lane(worker, (uint32_t)found - 1u);
+    if ((uint32_t)served >= 2 * server->lanes) {
+      /* Enough for one turn of the caller's loop: let its other work run,
+       * and make its next wait return at once for the rest. */
+      shmrpc__os_waitable_wake(server->service, UINT32_MAX, 0);
+      rc = served;
+      break;
+    }
+  }
+  end_serving(server);
+  return rc;
+}
+
+/* ---- Counters and the end ---------------------------------------------- */
 
 int shmrpc_server_stats(const shmrpc_server *server, shmrpc_stats *out) {
   const shmrpc__stats_line *stats;
-  if (server == NULL || out == NULL)
+  uint32_t i;
+  if (server == NULL || out == NULL ||
+      shmrpc__os_service_forked(server->service))
     return SHMRPC_EINVAL;
-  stats = &server->control->stats;
-  out->calls = shmrpc__load64(&stats->calls);
-  out->app_errors = shmrpc__load64(&stats->app_errors);
+  memset(out, 0, sizeof(*out));
+  stats = shmrpc__area_stats(server->server_area);
+  for (i = 0; i < server->lanes; i++) {
+    const shmrpc__lane_info *info =
+        shmrpc__area_lane_info(server->server_area, server->lanes, i);
+    out->calls += shmrpc__load64(&shmrpc__area_answer(server->server_area, i)
+                                      ->calls);
+    out->app_errors += shmrpc__load64(&info->app_errors);
+    out->bytes_in += shmrpc__load64(&info->bytes_in);
+    out->bytes_out += shmrpc__load64(&info->bytes_out);
+  }
   out->timeouts = shmrpc__load64(&stats->timeouts);
   out->recoveries = shmrpc__load64(&stats->recoveries);
-  out->bytes_in = shmrpc__load64(&stats->bytes_in);
-  out->bytes_out = shmrpc__load64(&stats->bytes_out);
-  out->repairs = shmrpc__load64(&stats->reserved[0]);
+  shmrpc__add_reported(out, shmrpc__area_calls_header(server->calls_area));
+  out->repairs = shmrpc__load64(&stats->repairs);
   out->uptime_ms = (shmrpc__os_now_ns() - server->start_ns) / 1000000u;
   return 0;
 }
 
 void shmrpc_server_destroy(shmrpc_server *server) {
-  shmrpc__control *control;
-  size_t i;
+  shmrpc__header *header;
+  uint32_t lane;
   if (server == NULL)
     return;
-  control = server->control;
-  shmrpc__store32_sc(&control->header.server_state, SHMRPC__SERVER_STOPPING);
-  /* A call posted but not taken gets an answer instead of a timeout. */
-  if (call_posted(server)) {
-    uint32_t seq = shmrpc__load32(&control->client.call_seq);
-    if (take_call(server, seq)) {
-      shmrpc_reply reply;
-      reply_init(&reply, server);
-      answer(server, seq, SHMRPC_ESHUTDOWN, &reply);
-    }
+  if (shmrpc__os_service_forked(server->service)) {
+    /* A fork child's copy: the service is the parent's. */
+    shmrpc__os_service_close(server->service);
+    server_free(server);
+    return;
   }
-  /* Wake a caller that sleeps, whether or not it is counted yet. */
-  shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE);
+  /* Workers running on other threads stop first; handlers in progress
+   * finish. */
+  shmrpc_server_stop(server);
+  while (shmrpc__load32_sc(&server->serving) != 0)
+    shmrpc__os_sleep_ms(1);
+  header = shmrpc__area_header(server->server_area);
+  shmrpc__store32_sc(&header->server_state, SHMRPC__SERVER_STOPPING);
+  for (lane = 0; lane < server->lanes; lane++) {
+    /* A call posted but not taken gets an answer instead of a timeout. */
+    if (call_posted(server, lane)) {
+      const shmrpc__request_line *request =
+          shmrpc__area_request(server->calls_area, lane);
+      uint32_t seq = shmrpc__load32(&request->call_seq);
+      if (take_call(server, lane, seq)) {
+        shmrpc_reply reply;
+        reply_init(&reply, server, lane);
+        answer_call(server, lane, seq, SHMRPC_ESHUTDOWN, &reply);
+      }
+    }
+    /* Wake a caller that sleeps, whether or not it is counted yet. */
+    shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE(lane));
+  }
   shmrpc__os_service_close(server->service);
-  for (i = 0; i < server->method_count; i++)
-    free(server->methods[i].name);
-  free(server->methods);
-  free(server->request_copy);
-  free(server);
+  server_free(server);
 }

@@ -52,24 +52,27 @@ void shmrpc__spin_init(shmrpc__spin *spin, int32_t spin_us) {
   }
   if (spin_us < 0)
     spin_us = SHMRPC__DEFAULT_SPIN_US;
+  if (spin_us > SHMRPC_MAX_SPIN_US)
+    spin_us = SHMRPC_MAX_SPIN_US;
   spin->max_ns = n < 2 ? 0 : (uint64_t)spin_us * 1000u;
   spin->window_ns = spin->max_ns;
   spin->slept_since_ns = 0;
 }
 
-/* The smallest window worth trying again: below it a spin costs more in
- * clock reads than it can win. */
-#define SHMRPC__SPIN_FLOOR_NS 500u
 
-static int sleep_until(shmrpc__os_service *service, enum shmrpc__os_event event,
-                       volatile uint32_t *sleepers, int (*ready)(void *ctx),
-                       int (*health)(void *ctx), void *ctx, int flags,
-                       shmrpc__deadline *deadline, int32_t slice_ms);
+static int sleep_until(shmrpc__os_service *service, const shmrpc__sleep *how,
+                       int (*ready)(void *ctx), int (*health)(void *ctx),
+                       void *ctx, int flags, shmrpc__deadline *deadline,
+                       int32_t slice_ms);
 
-/* Spins up to the window; returns ready()'s result, or 0 if it ran out. */
-SHMRPC__HOT static int spin_until(int (*ready)(void *ctx), void *ctx,
-                                  uint64_t window_ns, uint64_t start_ns) {
+/* Spins up to the window, and never past the deadline; returns ready()'s
+ * result, or 0 if it ran out. */
+SHMRPC__HOT int shmrpc__spin_for(int (*ready)(void *ctx), void *ctx,
+                                 uint64_t window_ns, uint64_t start_ns,
+                                 const shmrpc__deadline *deadline) {
   uint64_t spin_end = start_ns + window_ns;
+  if (deadline->timeout_ms >= 0 && deadline->end_ns < spin_end)
+    spin_end = deadline->end_ns;
   unsigned spins = 0;
   for (;;) {
     int result;
@@ -86,7 +89,7 @@ SHMRPC__HOT static int spin_until(int (*ready)(void *ctx), void *ctx,
 /* A wait outlasted the spin and slept for slept_ns. If it ended soon after
  * the window, a full window would have caught it: use one. If it took much
  * longer (a slow handler, a peer without a CPU), spin less next time. */
-SHMRPC__HOT static void judge_sleep(shmrpc__spin *spin, uint64_t slept_ns) {
+SHMRPC__HOT void shmrpc__spin_judge(shmrpc__spin *spin, uint64_t slept_ns) {
   if (slept_ns <= 2 * spin->max_ns) {
     spin->window_ns = spin->max_ns;
   } else {
@@ -96,15 +99,16 @@ SHMRPC__HOT static void judge_sleep(shmrpc__spin *spin, uint64_t slept_ns) {
   }
 }
 
-/* Checks made before the first clock read: an active peer usually answers
- * within them, and a clock read costs as much as a dozen checks. */
-#define SHMRPC__QUICK_CHECKS 64
+SHMRPC__HOT void shmrpc__spin_paid(shmrpc__spin *spin) {
+  spin->window_ns = spin->window_ns * 2 + SHMRPC__SPIN_FLOOR_NS;
+  if (spin->window_ns > spin->max_ns)
+    spin->window_ns = spin->max_ns;
+}
 
 SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
-                             enum shmrpc__os_event event,
-                             volatile uint32_t *sleepers,
-                             int (*ready)(void *ctx), int (*health)(void *ctx),
-                             void *ctx, shmrpc__spin *spin, int flags,
+                             const shmrpc__sleep *how, int (*ready)(void *ctx),
+                             int (*health)(void *ctx), void *ctx,
+                             shmrpc__spin *spin, int flags,
                              shmrpc__deadline *deadline, int32_t slice_ms) {
   /* After long sleeps the window is at its floor, which means "do not
    * spin": go to the kernel without delay, leaving the CPU to the peer just
@@ -115,7 +119,7 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
     return result;
   if (spin->slept_since_ns != 0) {
     start = shmrpc__os_now_ns();
-    judge_sleep(spin, start - spin->slept_since_ns);
+    shmrpc__spin_judge(spin, start - spin->slept_since_ns);
     spin->slept_since_ns = 0;
   }
   /* A wait that can spin learns from how long it then sleeps; any other
@@ -139,32 +143,48 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
     shmrpc__deadline_arm(deadline, start);
   }
   if (spinning) {
-    result = spin_until(ready, ctx, spin->window_ns, start);
+    result = shmrpc__spin_for(ready, ctx, spin->window_ns, start, deadline);
     if (result != 0) {
-      /* Spinning paid: widen the window again. */
-      spin->window_ns = spin->window_ns * 2 + SHMRPC__SPIN_FLOOR_NS;
-      if (spin->window_ns > spin->max_ns)
-        spin->window_ns = spin->max_ns;
+      shmrpc__spin_paid(spin); /* spinning paid: widen the window again */
       return result;
     }
   }
 
-  result = sleep_until(service, event, sleepers, ready, health, ctx, flags,
-                       deadline, slice_ms);
+  result = sleep_until(service, how, ready, health, ctx, flags, deadline,
+                       slice_ms);
   if (judging) {
     if (flags & SHMRPC__WAIT_JUDGE_LATER)
       spin->slept_since_ns = start;
     else
-      judge_sleep(spin, shmrpc__os_now_ns() - start);
+      shmrpc__spin_judge(spin, shmrpc__os_now_ns() - start);
   }
   return result;
 }
 
-SHMRPC__HOT static int
-sleep_until(shmrpc__os_service *service, enum shmrpc__os_event event,
-            volatile uint32_t *sleepers, int (*ready)(void *ctx),
-            int (*health)(void *ctx), void *ctx, int flags,
-            shmrpc__deadline *deadline, int32_t slice_ms) {
+/* Tells the peer we sleep (before the last look at the state), and that we
+ * are awake again. A flag has one waiter: the peer that wakes us lowers it
+ * itself, on its own line, so we lower it only if it is still up (a
+ * timeout, or no sleep at all), and a flag rewritten on every sleep heals if
+ * someone scribbles on it. A count has many: each sleeper adds one. */
+SHMRPC__HOT static void mark_asleep(const shmrpc__sleep *how) {
+  if (how->mark != 0)
+    shmrpc__store32_sc(how->sleepers, how->mark);
+  else
+    shmrpc__fetch_add32(how->sleepers, 1u);
+}
+SHMRPC__HOT static void mark_awake(const shmrpc__sleep *how) {
+  if (how->mark == 0)
+    shmrpc__fetch_add32(how->sleepers, (uint32_t)-1);
+  else if (shmrpc__load32_relaxed(how->sleepers) != 0)
+    shmrpc__store32_sc(how->sleepers, 0u);
+}
+
+SHMRPC__HOT static int sleep_until(shmrpc__os_service *service,
+                                   const shmrpc__sleep *how,
+                                   int (*ready)(void *ctx),
+                                   int (*health)(void *ctx), void *ctx,
+                                   int flags, shmrpc__deadline *deadline,
+                                   int32_t slice_ms) {
   int result;
   if ((flags & SHMRPC__WAIT_HEALTH_FIRST) && health != NULL) {
     result = health(ctx);
@@ -173,25 +193,20 @@ sleep_until(shmrpc__os_service *service, enum shmrpc__os_event event,
   }
   for (;;) {
     int32_t slice = shmrpc__deadline_slice(deadline, slice_ms);
+    uint32_t prepared;
     if (slice == 0)
       return SHMRPC_ETIMEDOUT;
-    /* Mark ourselves asleep before the last look at the state: the peer
-     * publishes its state before it looks for sleepers, so one of the two
-     * always sees the other. One thread at a time waits on each event (the
-     * server on requests, the slot's holder on responses), so a flag will
-     * do, and a flag rewritten on every sleep heals if someone scribbles
-     * on it. */
-    shmrpc__store32_sc(sleepers, 1u);
+    /* The event's value first, then asleep, then the last look: the peer
+     * publishes its state before it looks for sleepers and sets the event,
+     * so either we see the state or the wait returns at once. */
+    prepared = shmrpc__os_event_prepare(service, how->event);
+    mark_asleep(how);
     result = ready(ctx);
     if (result == 0) {
-      (void)shmrpc__os_event_wait(service, event, slice);
+      (void)shmrpc__os_event_wait(service, how->event, prepared, slice);
       result = ready(ctx);
     }
-    /* A peer that wakes us lowers the flag itself, on its own line; we
-     * lower it only if it is still up (a timeout, or no sleep at all), so
-     * a wake-up costs us no write to the peer's line. */
-    if (shmrpc__load32_relaxed(sleepers) != 0)
-      shmrpc__store32_sc(sleepers, 0u);
+    mark_awake(how);
     if (result != 0)
       return result;
     if (health != NULL) {

@@ -144,16 +144,33 @@ static void server_thread_main(void *arg) {
   ts->run_rc = shmrpc_server_run(ts->server);
 }
 
+void test_server_thread_start_with(test_server_thread *ts, const char *name,
+                                   const shmrpc_server_options *options,
+                                   test_gate *gate) {
+  memset(ts, 0, sizeof(*ts));
+  assert_int_equal(shmrpc_server_create(&ts->server, name, options), 0);
+  test_register_methods(ts->server, gate);
+  assert_int_equal(test_thread_start(&ts->thread, server_thread_main, ts), 0);
+}
+
 void test_server_thread_start(test_server_thread *ts, const char *name,
                               size_t capacity, test_gate *gate) {
   shmrpc_server_options options;
-  memset(ts, 0, sizeof(*ts));
   shmrpc_server_options_init(&options);
   if (capacity > 0)
     options.capacity = capacity;
-  assert_int_equal(shmrpc_server_create(&ts->server, name, &options), 0);
-  test_register_methods(ts->server, gate);
-  assert_int_equal(test_thread_start(&ts->thread, server_thread_main, ts), 0);
+  test_server_thread_start_with(ts, name, &options, gate);
+}
+
+uint64_t test_wait_recoveries(shmrpc_server *server, uint64_t count) {
+  int64_t end = test_now_ms() + T_EXIT_MS;
+  shmrpc_stats stats;
+  for (;;) {
+    assert_int_equal(shmrpc_server_stats(server, &stats), 0);
+    if (stats.recoveries >= count || test_now_ms() > end)
+      return stats.recoveries;
+    test_sleep_ms(5);
+  }
 }
 
 void test_server_thread_stop(test_server_thread *ts) {
@@ -164,14 +181,23 @@ void test_server_thread_stop(test_server_thread *ts) {
   ts->server = NULL;
 }
 
-test_proc *test_spawn_server(const char *name, const char *capacity) {
-  const char *args[] = {"server", name, capacity, NULL};
+test_proc *test_spawn_server_args(const char *name, const char *capacity,
+                                  const char *const extra[]) {
+  const char *args[16] = {"server", name, capacity};
   test_proc *proc = NULL;
   char line[128];
+  size_t n = 3, i;
+  for (i = 0; extra != NULL && extra[i] != NULL && n < 15; i++)
+    args[n++] = extra[i];
+  args[n] = NULL;
   assert_int_equal(test_proc_spawn(&proc, args), 0);
   assert_true(test_proc_read_line(proc, line, sizeof(line), T_READY_MS) > 0);
   assert_string_equal(line, "ready");
   return proc;
+}
+
+test_proc *test_spawn_server(const char *name, const char *capacity) {
+  return test_spawn_server_args(name, capacity, NULL);
 }
 
 void test_wait_service_dead(const char *name) {
@@ -216,10 +242,13 @@ void test_expect_exit(test_proc *proc, int expected_code) {
   assert_int_equal(code, expected_code);
 }
 
-/* server NAME CAPACITY [FAULT|safe]: serves the test methods until T_STOP;
- * dies at fault point FAULT if given. */
+/* server NAME CAPACITY [ARG...]: serves the test methods until T_STOP.
+ * ARGs: "safe" (only methods that neither block nor stop the server, for a
+ * server whose words will be scribbled on), "lanes=N", "workers=N",
+ * "access=owner|group|everyone", "fork" (forks a child that sleeps and
+ * keeps every inherited descriptor), or a fault point to die at. */
 static int role_server(int argc, char **argv) {
-  int safe_methods_only = 0;
+  int safe_methods_only = 0, fork_child = 0, i;
   shmrpc_server_options options;
   shmrpc_server *server;
   int rc;
@@ -227,12 +256,22 @@ static int role_server(int argc, char **argv) {
     return 2;
   shmrpc_server_options_init(&options);
   options.capacity = (size_t)strtoul(argv[3], NULL, 10);
-  /* "safe": only methods that neither block nor stop the server, for a
-   * server whose control block will be scribbled on. */
-  if (argc > 4 && strcmp(argv[4], "safe") == 0)
-    safe_methods_only = 1;
-  else if (argc > 4)
-    arm_fault(argv[4]);
+  for (i = 4; i < argc; i++) {
+    if (strcmp(argv[i], "safe") == 0)
+      safe_methods_only = 1;
+    else if (strncmp(argv[i], "lanes=", 6) == 0)
+      options.lanes = (uint32_t)strtoul(argv[i] + 6, NULL, 10);
+    else if (strncmp(argv[i], "workers=", 8) == 0)
+      options.workers = (uint32_t)strtoul(argv[i] + 8, NULL, 10);
+    else if (strcmp(argv[i], "access=group") == 0)
+      options.access = SHMRPC_ACCESS_GROUP;
+    else if (strcmp(argv[i], "access=everyone") == 0)
+      options.access = SHMRPC_ACCESS_EVERYONE;
+    else if (strcmp(argv[i], "fork") == 0)
+      fork_child = 1;
+    else
+      arm_fault(argv[i]);
+  }
   rc = shmrpc_server_create(&server, argv[2], &options);
   if (rc != 0) {
     printf("error %s\n", shmrpc_err_name(rc));
@@ -248,6 +287,11 @@ static int role_server(int argc, char **argv) {
     test_register_methods(server, NULL);
   }
   announce_slow = 1;
+  if (fork_child && test_proc_fork_sleeper() != 0) {
+    printf("error fork\n");
+    fflush(stdout);
+    return 1;
+  }
   printf("ready\n");
   fflush(stdout);
   rc = shmrpc_server_run(server);

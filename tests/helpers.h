@@ -56,11 +56,23 @@ typedef struct test_server_thread {
 /* Creates the server (asserting success) and starts its loop. */
 void test_server_thread_start(test_server_thread *ts, const char *name,
                               size_t capacity, test_gate *gate);
+/* The same with options (capacity, lanes, workers...). */
+void test_server_thread_start_with(test_server_thread *ts, const char *name,
+                                   const shmrpc_server_options *options,
+                                   test_gate *gate);
+/* Waits (with a deadline) until the server's counter of lane recoveries
+ * reaches `count`; returns the value it saw. */
+uint64_t test_wait_recoveries(shmrpc_server *server, uint64_t count);
 /* Stops the loop, joins it and destroys the server. */
 void test_server_thread_stop(test_server_thread *ts);
 
 /* Spawns a helper server process and waits for its "ready" line. */
 test_proc *test_spawn_server(const char *name, const char *capacity);
+/* The same with more arguments for the server role (NULL-terminated list:
+ * "lanes=N", "workers=N", "access=owner|group|everyone", "safe", a fault
+ * point). */
+test_proc *test_spawn_server_args(const char *name, const char *capacity,
+                                  const char *const extra[]);
 /* Waits for a helper to exit; asserts the exit code. */
 void test_expect_exit(test_proc *proc, int expected_code);
 

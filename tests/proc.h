@@ -64,6 +64,13 @@ void test_event_free(test_event *event);
  * in /dev/shm), else 0. */
 int test_service_objects_exist(const char *name);
 
+/* POSIX: forks a child that keeps every inherited descriptor, closes its
+ * stdout (so the test never waits on it) and sleeps until its parent dies
+ * (then a few seconds more, like a helper the server started). Returns 0
+ * in the parent, -1 if fork failed. Windows: returns 0 and does nothing
+ * (handles are never inherited: see the CreateProcess test). */
+int test_proc_fork_sleeper(void);
+
 /* Sleeps: only to make a handler slow on purpose, never to synchronise. */
 void test_sleep_ms(int32_t ms);
 

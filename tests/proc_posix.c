@@ -268,6 +268,28 @@ int test_service_objects_exist(const char *name) {
   return access(path, F_OK) == 0;
 }
 
+int test_proc_fork_sleeper(void) {
+  pid_t child;
+  fflush(stdout);
+  child = fork();
+  if (child < 0)
+    return -1;
+  if (child == 0) {
+    /* Keep every descriptor but stdout, and outlive the parent: a bounded
+     * sleep, in case the test cannot kill us. */
+    int null_fd = open("/dev/null", O_WRONLY);
+    int i;
+    if (null_fd >= 0)
+      dup2(null_fd, STDOUT_FILENO);
+    prctl(PR_SET_PDEATHSIG, 0);
+    for (i = 0; i < 200; i++)
+      test_sleep_ms(100);
+    _exit(0);
+  }
+  printf("child %d\n", (int)child);
+  return 0;
+}
+
 void test_proc_helper_started(void) {
   /* If the test process is already gone, so are we. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -298,6 +298,8 @@ int test_proc_spawn(test_proc **out, const char *const args[]) {
   return 0;
 }
 
+int test_proc_fork_sleeper(void) { return 0; }
+
 void test_proc_helper_started(void) {
   /* Nothing to do: test_proc_spawn put this process, before it ran, in a
    * job that Windows kills as soon as the test process exits. */

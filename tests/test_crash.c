@@ -22,8 +22,9 @@ static void expect_clean(const char *name) {
   assert_int_equal(test_service_objects_exist(name), 0);
 }
 
-/* A client dies holding the slot mutex at each point of its call; the next
- * caller recovers the mutex, repairs the slot and gets its own answer. */
+/* A client dies holding its lane at each point of its call; the lane is
+ * recovered (by the server's repair pass, or by a caller that needs it),
+ * its slot repaired, and every later caller gets its own answer. */
 static void test_client_dies_at_each_point(void **state) {
   static const char *points[] = {"client_locked", "client_posted",
                                  "client_answered"};
@@ -49,6 +50,8 @@ static void test_client_dies_at_each_point(void **state) {
     /* Its own answer, never the dead caller's (which would be 3). */
     assert_int_equal(test_call_add(client, 100, 11), 111);
     assert_int_equal(test_call_add(client, 5, 6), 11);
+    assert_int_equal(test_wait_recoveries(ts.server, before.recoveries + 1),
+                     before.recoveries + 1);
     assert_int_equal(shmrpc_server_stats(ts.server, &after), 0);
     assert_int_equal(after.recoveries, before.recoveries + 1);
     shmrpc_client_close(client);

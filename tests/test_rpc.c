@@ -397,11 +397,12 @@ static void test_timeout_under_signals(void **state) {
 }
 #endif
 
-/* A caller waiting for the slot behind a slow call times out cleanly too,
- * and the server counts that timeout. */
+/* A caller queued for the only lane behind a slow call times out cleanly
+ * too, and the server counts that timeout. */
 static void test_timeout_while_queued(void **state) {
   const char *name = test_service_name("queued");
   test_gate gate = {test_event_new(), test_event_new()};
+  shmrpc_server_options options;
   test_server_thread ts;
   test_proc *holder;
   shmrpc_client *queued = NULL;
@@ -409,7 +410,9 @@ static void test_timeout_while_queued(void **state) {
   char line[128], gate_id[8];
   (void)state;
 
-  test_server_thread_start(&ts, name, 0, &gate);
+  shmrpc_server_options_init(&options);
+  options.lanes = 1;
+  test_server_thread_start_with(&ts, name, &options, &gate);
   snprintf(gate_id, sizeof(gate_id), "%d", T_GATE);
   {
     const char *args[] = {"call", name, gate_id, "5", "-1", NULL};

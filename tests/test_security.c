@@ -1,7 +1,9 @@
 /*
- * Security and hostile input: owner-only objects, other users refused unless
- * access was widened, names held by squatters refused, and a server that
- * survives a process scribbling over its control block.
+ * The trust boundary, outside the mapping: who may open a service, which
+ * users a client trusts, names held by squatters, errors that say what
+ * happened, bounded spinning, liveness that a fork() child or a client's
+ * locks cannot fake, a /dev/shm too small for a service, and an object a
+ * peer truncates. (test_hostile.c writes into the mapping.)
  */
 #ifndef _WIN32
 #define _GNU_SOURCE
@@ -18,100 +20,68 @@
 
 #include "helpers.h"
 
-/* Internal headers: the hostile writer maps the service as any process
- * with access could, through the same platform layer. */
-#include "layout.h"
-#include "os.h"
-
 #ifndef _WIN32
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #define NOBODY_ID 65534
-#else
-#define WIN32_LEAN_AND_MEAN
-#include <windows.h>
+#define DAEMON_ID 1
+#define KILLED_EXIT 137
 
-#include <aclapi.h>
-#include <sddl.h>
-#endif
+static int is_root(void) { return geteuid() == 0; }
 
-#define ATTACK_MS 1500
-
-static uint32_t rng_next(uint32_t *state) {
-  *state ^= *state << 13;
-  *state ^= *state >> 17;
-  *state ^= *state << 5;
-  return *state;
+static void path_of(char *out, size_t cap, const char *name,
+                    const char *suffix) {
+  snprintf(out, cap, "/dev/shm/shmrpc.%s%s", name, suffix);
 }
 
-/* hostile NAME MS: maps the service and, for MS ms, writes random and
- * adversarial values into every field of the control block and sets its
- * events. Prints "done WRITES". */
-static int role_hostile(int argc, char **argv) {
-  shmrpc__os_service *service = NULL;
-  shmrpc__control *control;
-  void *area = NULL;
-  size_t area_size = 0;
-  uint32_t rng = 0x9e3779b9u ^ test_proc_self_pid(), capacity;
-  unsigned long writes = 0;
-  int64_t end;
-  int rc;
-  if (argc < 4)
-    return 2;
-  rc = shmrpc__os_service_open(argv[2], 0, &service, &area, &area_size);
-  if (rc != 0) {
-    printf("open %s\n", shmrpc_err_name(rc));
-    return 1;
-  }
-  control = area;
-  capacity = control->header.capacity;
-  printf("attacking\n");
-  fflush(stdout);
-  end = test_now_ms() + strtol(argv[3], NULL, 10);
-  while (test_now_ms() < end) {
-    static const uint32_t nasty[] = {0, 1, 2, 3, 4, 0x7fffffffu, 0x80000000u,
-                                     0xffffffffu, 0xfffffff0u};
-    uint32_t pick = rng_next(&rng), value;
-    volatile uint32_t *words = (volatile uint32_t *)(void *)control;
-    size_t word = (pick >> 8) % (sizeof(shmrpc__control) / 4);
-    switch (pick % 4) {
-    case 0:
-      value = nasty[(pick >> 4) % (sizeof(nasty) / sizeof(nasty[0]))];
-      break;
-    case 1:
-      value = capacity + (pick >> 28) - 4; /* around the capacity */
-      break;
-    default:
-      value = rng_next(&rng);
-    }
-    words[word] = value;
-    if ((pick & 0xff) == 0)
-      shmrpc__os_event_set(service, (pick >> 8) & 1 ? SHMRPC__EVENT_REQUEST
-                                                     : SHMRPC__EVENT_RESPONSE);
-    writes++;
-  }
-  shmrpc__os_service_close(service);
-  printf("done %lu\n", writes);
-  return 0;
+static int mode_of(const char *name, const char *suffix) {
+  char path[256];
+  struct stat st;
+  path_of(path, sizeof(path), name, suffix);
+  if (lstat(path, &st) != 0)
+    return -1;
+  return (int)(st.st_mode & 0777);
 }
 
-#ifndef _WIN32
-/* asuser NAME: as user nobody, opens NAME and makes one T_ADD call. */
+/* Becomes user `uid` (and its group), for a helper that plays another
+ * user. */
+static int become(uid_t uid) {
+  return setgid(uid == NOBODY_ID ? NOBODY_ID : uid) == 0 && setuid(uid) == 0
+             ? 0
+             : -1;
+}
+
+/* asuser UID NAME [SERVER_USER]: as that user, opens NAME (trusting
+ * SERVER_USER if given) and makes one T_ADD call of 40 + 2. Prints "open
+ * CODE" or "result CODE VALUE", and the detailed message on a second line. */
 static int role_asuser(int argc, char **argv) {
+  shmrpc_client_options options;
   shmrpc_client *client = NULL;
   unsigned char req[16], resp[8];
   size_t len = 0;
   int rc;
-  if (argc < 3)
+  if (argc < 4)
     return 2;
-  if (setgid(NOBODY_ID) != 0 || setuid(NOBODY_ID) != 0) {
-    printf("cannot become nobody\n");
+  if (become((uid_t)strtoul(argv[2], NULL, 10)) != 0) {
+    printf("cannot become uid %s\n", argv[2]);
     return 1;
   }
-  rc = shmrpc_client_open(&client, argv[2], NULL, 500);
+  shmrpc_client_options_init(&options);
+  if (argc > 4)
+    options.server_user = argv[4];
+  rc = shmrpc_client_open(&client, argv[3], &options, 2000);
   if (rc != 0) {
-    printf("open %s\n", shmrpc_err_name(rc));
+    printf("open %s\n%s\n", shmrpc_err_name(rc), shmrpc_error_message(rc));
     return 0;
   }
   test_put_u64(req, 40);
@@ -119,785 +89,754 @@ static int role_asuser(int argc, char **argv) {
   rc = shmrpc_call(client, T_ADD, req, 16, resp, 8, &len, T_EXIT_MS);
   printf("result %s %llu\n", shmrpc_err_name(rc),
          rc == 0 ? (unsigned long long)test_get_u64(resp) : 0ull);
+  fflush(stdout);
   shmrpc_client_close(client);
   return 0;
 }
 
-static int file_mode(const char *name) {
-  char path[256];
-  struct stat st;
-  snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s", name);
-  if (stat(path, &st) != 0)
-    return -1;
-  return (int)(st.st_mode & 0777);
+/* userserver UID NAME: as that user, serves NAME to everyone until
+ * T_STOP. */
+static int role_userserver(int argc, char **argv) {
+  shmrpc_server_options options;
+  shmrpc_server *server = NULL;
+  int rc;
+  if (argc < 4)
+    return 2;
+  if (become((uid_t)strtoul(argv[2], NULL, 10)) != 0) {
+    printf("cannot become uid %s\n", argv[2]);
+    return 1;
+  }
+  shmrpc_server_options_init(&options);
+  options.access = SHMRPC_ACCESS_EVERYONE;
+  rc = shmrpc_server_create(&server, argv[3], &options);
+  if (rc != 0) {
+    printf("error %s %s\n", shmrpc_err_name(rc), shmrpc_error_message(rc));
+    return 1;
+  }
+  test_register_methods(server, NULL);
+  printf("ready\n");
+  fflush(stdout);
+  rc = shmrpc_server_run(server);
+  shmrpc_server_destroy(server);
+  return rc == 0 ? 0 : 1;
 }
 
-/* Objects are 0600 by default; wider access only when asked. */
+/* Runs a helper role and returns its first output line in line[]. */
+static void run_helper(const char *const args[], char *line, size_t cap) {
+  test_proc *proc = NULL;
+  assert_int_equal(test_proc_spawn(&proc, args), 0);
+  assert_true(test_proc_read_line(proc, line, cap, T_EXIT_MS) > 0);
+  test_proc_free(proc);
+}
+
+/* ---- Access ------------------------------------------------------------ */
+
+/* Every name is owner-only by default; wider access opens exactly what
+ * callers need: the calls object and the request FIFO for writing, the
+ * server object and the lane FIFOs for reading; the lock never. */
 static void test_access_modes(void **state) {
-  static const int modes[] = {0600, 0660, 0666};
+  static const struct {
+    const char *suffix;
+    int mode[3];
+  } names[] = {{"", {0600, 0640, 0644}},
+               {"@calls", {0600, 0660, 0666}},
+               {"@lock", {0600, 0600, 0600}},
+               {"@req", {0600, 0620, 0622}},
+               {"@0", {0600, 0640, 0644}},
+               {"@1", {0600, 0640, 0644}}};
   int access;
   (void)state;
-  for (access = SHMRPC_ACCESS_OWNER; access <= SHMRPC_ACCESS_EVERYONE; access++) {
+  for (access = SHMRPC_ACCESS_OWNER; access <= SHMRPC_ACCESS_EVERYONE;
+       access++) {
     const char *name = test_service_name("mode");
     shmrpc_server_options options;
     shmrpc_server *server = NULL;
     mode_t old_umask = umask(0077); /* a strict umask must not matter */
+    size_t i;
     shmrpc_server_options_init(&options);
     options.access = access;
+    options.lanes = 2;
     assert_int_equal(shmrpc_server_create(&server, name, &options), 0);
     umask(old_umask);
-    assert_int_equal(file_mode(name), modes[access]);
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+      assert_int_equal(mode_of(name, names[i].suffix), names[i].mode[access]);
+    assert_int_equal(mode_of(name, "@2"), -1); /* two lanes, two FIFOs */
     shmrpc_server_destroy(server);
+    assert_int_equal(test_service_objects_exist(name), 0);
   }
 }
 
-/* Another user is refused by default and served once access is widened. */
+/* Another user is refused by default and served once access is widened;
+ * it trusts a server run by root. */
 static void test_other_user(void **state) {
   int access;
+  char uid[16];
   (void)state;
-  if (geteuid() != 0) {
+  if (!is_root()) {
     print_message("skipped: needs root to run a helper as user nobody\n");
     skip();
   }
+  snprintf(uid, sizeof(uid), "%d", NOBODY_ID);
   for (access = SHMRPC_ACCESS_OWNER; access <= SHMRPC_ACCESS_EVERYONE;
        access += SHMRPC_ACCESS_EVERYONE) {
     const char *name = test_service_name("user");
-    const char *args[] = {"asuser", name, NULL};
+    const char *args[] = {"asuser", uid, name, NULL};
     shmrpc_server_options options;
     test_server_thread ts;
-    test_proc *other;
     char line[128];
-    (void)options;
-    test_server_thread_start(&ts, name, 0, NULL);
-    if (access == SHMRPC_ACCESS_EVERYONE) {
-      /* Widen the running service the way the option does at creation. */
-      char path[256];
-      snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s", name);
-      assert_int_equal(chmod(path, 0666), 0);
-    }
-    assert_int_equal(test_proc_spawn(&other, args), 0);
-    assert_true(test_proc_read_line(other, line, sizeof(line), T_EXIT_MS) > 0);
+    shmrpc_server_options_init(&options);
+    options.access = access;
+    test_server_thread_start_with(&ts, name, &options, NULL);
+    run_helper(args, line, sizeof(line));
     assert_string_equal(line, access == SHMRPC_ACCESS_OWNER
                                   ? "open SHMRPC_EACCES"
                                   : "result SHMRPC_OK 42");
-    test_expect_exit(other, 0);
-    test_proc_free(other);
     test_server_thread_stop(&ts);
   }
 }
 
-/* Something else under the service's name: the server refuses to use it,
- * a client refuses to call into it, and nothing of it is changed. */
+/* A server run as nobody and shared with everyone: a client refuses it
+ * with a distinct error unless it names nobody as the server user, and
+ * then calls it, as root and as a third user. */
+static void test_cross_user_service(void **state) {
+  const char *name = test_service_name("xuser");
+  char nobody[16], daemon_uid[16], line[256];
+  test_proc *server = NULL;
+  shmrpc_client *client = NULL;
+  shmrpc_client_options options;
+  (void)state;
+  if (!is_root()) {
+    print_message("skipped: needs root to run helpers as other users\n");
+    skip();
+  }
+  snprintf(nobody, sizeof(nobody), "%d", NOBODY_ID);
+  snprintf(daemon_uid, sizeof(daemon_uid), "%d", DAEMON_ID);
+  {
+    const char *args[] = {"userserver", nobody, name, NULL};
+    assert_int_equal(test_proc_spawn(&server, args), 0);
+    test_read_expected(server, "ready");
+  }
+
+  /* Root trusts itself and root: nobody's service is refused, clearly. */
+  assert_int_equal(shmrpc_client_open(&client, name, NULL, 1000),
+                   SHMRPC_EUNTRUSTED);
+  assert_non_null(strstr(shmrpc_error_message(SHMRPC_EUNTRUSTED), "nobody"));
+  shmrpc_client_options_init(&options);
+  options.server_user = "root";
+  assert_int_equal(shmrpc_client_open(&client, name, &options, 1000),
+                   SHMRPC_EUNTRUSTED);
+  options.server_user = "no-such-user-here";
+  assert_int_equal(shmrpc_client_open(&client, name, &options, 1000),
+                   SHMRPC_EINVAL);
+
+  /* Named, by name or id, it is trusted. */
+  options.server_user = "nobody";
+  assert_int_equal(shmrpc_client_open(&client, name, &options, 1000), 0);
+  assert_int_equal(test_call_add(client, 20, 22), 42);
+  shmrpc_client_close(client);
+  options.server_user = nobody;
+  assert_int_equal(shmrpc_client_open(&client, name, &options, 1000), 0);
+  assert_int_equal(test_call_add(client, 1, 2), 3);
+
+  /* A third user, naming nobody, and not naming it. */
+  {
+    const char *args[] = {"asuser", daemon_uid, name, "nobody", NULL};
+    run_helper(args, line, sizeof(line));
+    assert_string_equal(line, "result SHMRPC_OK 42");
+  }
+  {
+    const char *args[] = {"asuser", daemon_uid, name, NULL};
+    run_helper(args, line, sizeof(line));
+    assert_string_equal(line, "open SHMRPC_EUNTRUSTED");
+  }
+  test_stop_server(client, server);
+  shmrpc_client_close(client);
+  test_proc_free(server);
+  assert_int_equal(test_service_objects_exist(name), 0);
+}
+
+/* ---- Squatters --------------------------------------------------------- */
+
+static void write_junk(const char *path, mode_t mode) {
+  unsigned char junk[4096];
+  int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, mode);
+  if (fd < 0)
+    print_error("cannot create %s: %s\n", path, strerror(errno));
+  assert_true(fd >= 0);
+  memset(junk, 0x41, sizeof(junk));
+  assert_int_equal(write(fd, junk, sizeof(junk)), (int)sizeof(junk));
+  close(fd);
+}
+
+/* What lies at a service's name decides what happens to it. Garbage of this
+ * user's is a dead server's leftover: taken over, or cleaned. Anything of
+ * another user's, a link, a directory or a FIFO is refused with an error
+ * that says so, never followed, never waited on, and left as it was. */
 static void test_squatters_refused(void **state) {
   const char *name = test_service_name("squat");
   shmrpc_server *server = NULL;
   shmrpc_client *client = NULL;
   char path[256], target[256];
-  unsigned char junk[4096];
-  int fd;
+  struct stat before, after;
   (void)state;
-  snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s", name);
-  memset(junk, 0x41, sizeof(junk));
+  path_of(path, sizeof(path), name, "");
 
-  /* A file of ours that is not a shmrpc service. */
-  fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
-  assert_true(fd >= 0);
-  assert_int_equal(write(fd, junk, sizeof(junk)), (int)sizeof(junk));
-  close(fd);
-  assert_int_equal(shmrpc_server_create(&server, name, NULL), SHMRPC_EPROTO);
-  assert_int_equal(shmrpc_client_open(&client, name, NULL, 0), SHMRPC_ENOSERVER);
-  assert_int_equal(shmrpc_service_clean(name, 0), SHMRPC_EPROTO);
-  assert_int_equal(file_mode(name), 0600); /* still there, untouched */
+  /* Garbage of ours, in both objects: a server takes it over. */
+  write_junk(path, 0600);
+  path_of(target, sizeof(target), name, "@calls");
+  write_junk(target, 0666);
+  assert_int_equal(stat(path, &before), 0);
+  assert_int_equal(shmrpc_client_open(&client, name, NULL, 0),
+                   SHMRPC_ENOSERVER);
+  assert_int_equal(shmrpc_server_create(&server, name, NULL), 0);
+  assert_int_equal(stat(path, &after), 0);
+  assert_true(after.st_ino != before.st_ino);
+  assert_int_equal(mode_of(name, "@calls"), 0600);
+  shmrpc_server_destroy(server);
+  server = NULL;
+  /* ... or clean removes it. */
+  write_junk(path, 0600);
+  assert_int_equal(shmrpc_service_clean(name, 0), 0);
+  assert_int_equal(test_service_objects_exist(name), 0);
 
   /* Another user's object. */
-  if (geteuid() == 0) {
+  if (is_root()) {
+    write_junk(path, 0644);
     assert_int_equal(chown(path, NOBODY_ID, NOBODY_ID), 0);
     assert_int_equal(shmrpc_server_create(&server, name, NULL), SHMRPC_EACCES);
-    assert_int_equal(shmrpc_client_open(&client, name, NULL, 0), SHMRPC_EPROTO);
+    assert_non_null(strstr(shmrpc_error_message(SHMRPC_EACCES), "nobody"));
+    assert_int_equal(shmrpc_client_open(&client, name, NULL, 0),
+                     SHMRPC_EUNTRUSTED);
+    assert_int_equal(shmrpc_service_clean(name, 0), SHMRPC_EACCES);
+    assert_int_equal(unlink(path), 0);
+    /* Another user's lock: the name is taken. */
+    path_of(target, sizeof(target), name, "@lock");
+    write_junk(target, 0600);
+    assert_int_equal(chown(target, NOBODY_ID, NOBODY_ID), 0);
+    assert_int_equal(shmrpc_server_create(&server, name, NULL), SHMRPC_EACCES);
+    assert_int_equal(unlink(target), 0);
   }
-  assert_int_equal(unlink(path), 0);
 
   /* A symbolic link where the object should be is never followed. */
-  snprintf(target, sizeof(target), "/dev/shm/shmrpc.%s.target", name);
-  fd = open(target, O_CREAT | O_EXCL | O_WRONLY, 0600);
-  assert_true(fd >= 0);
-  close(fd);
+  snprintf(target, sizeof(target), "/dev/shm/shmrpc-target-%s", name);
+  write_junk(target, 0600);
   assert_int_equal(symlink(target, path), 0);
   assert_int_equal(shmrpc_server_create(&server, name, NULL), SHMRPC_EPROTO);
+  assert_non_null(strstr(shmrpc_error_message(SHMRPC_EPROTO), "link"));
   assert_int_equal(shmrpc_client_open(&client, name, NULL, 0), SHMRPC_EPROTO);
-  {
-    struct stat st;
-    assert_int_equal(stat(target, &st), 0);
-    assert_int_equal(st.st_size, 0);
-  }
-  unlink(path);
+  assert_int_equal(stat(target, &after), 0);
+  assert_int_equal(after.st_size, 4096);
+  assert_int_equal(unlink(path), 0);
+  assert_int_equal(unlink(target), 0);
+
+  /* A directory: "is a directory", not "invalid argument". */
+  assert_int_equal(mkdir(path, 0700), 0);
+  assert_int_equal(shmrpc_server_create(&server, name, NULL), SHMRPC_EPROTO);
+  assert_non_null(strstr(shmrpc_error_message(SHMRPC_EPROTO), "directory"));
+  assert_int_equal(shmrpc_client_open(&client, name, NULL, 0), SHMRPC_EPROTO);
+  assert_non_null(strstr(shmrpc_error_message(SHMRPC_EPROTO), "directory"));
+  assert_int_equal(rmdir(path), 0);
+
+  /* A FIFO: never opened in a way that blocks. */
+  assert_int_equal(mkfifo(path, 0600), 0);
+  assert_int_equal(shmrpc_server_create(&server, name, NULL), SHMRPC_EPROTO);
+  assert_non_null(strstr(shmrpc_error_message(SHMRPC_EPROTO), "FIFO"));
+  assert_int_equal(shmrpc_client_open(&client, name, NULL, 0), SHMRPC_EPROTO);
+  assert_int_equal(unlink(path), 0);
+  path_of(target, sizeof(target), name, "@lock");
   unlink(target);
   assert_null(server);
   assert_null(client);
-}
-#endif
-
-#ifdef _WIN32
-/* ---- Windows: security descriptors and squatters ------------------------ */
-
-/* The kinds of named object a service is made of. */
-enum win_kind { WIN_SECTION, WIN_MUTEX, WIN_EVENT };
-
-/* The five objects of a service, as src/win32/os_win32.c names them. */
-static const struct {
-  const wchar_t *suffix;
-  enum win_kind kind;
-} win_objects[] = {{L".map", WIN_SECTION},
-                   {L".lock", WIN_MUTEX},
-                   {L".req", WIN_EVENT},
-                   {L".resp", WIN_EVENT},
-                   {L".alive", WIN_MUTEX}};
-#define WIN_OBJECTS (sizeof(win_objects) / sizeof(win_objects[0]))
-#define WIN_MAP 0u   /* index of .map in win_objects */
-#define WIN_ALIVE 4u /* index of .alive */
-
-#ifndef EVENT_QUERY_STATE
-#define EVENT_QUERY_STATE 0x0001
-#endif
-
-/* How Windows maps generic rights to each kind's specific rights (the
- * object types' GENERIC_MAPPING), indexed by enum win_kind. */
-static const GENERIC_MAPPING win_generic[] = {
-    {STANDARD_RIGHTS_READ | SECTION_QUERY | SECTION_MAP_READ,
-     STANDARD_RIGHTS_WRITE | SECTION_MAP_WRITE,
-     STANDARD_RIGHTS_EXECUTE | SECTION_MAP_EXECUTE, SECTION_ALL_ACCESS},
-    {STANDARD_RIGHTS_READ | MUTANT_QUERY_STATE, STANDARD_RIGHTS_WRITE,
-     STANDARD_RIGHTS_EXECUTE | SYNCHRONIZE, MUTANT_ALL_ACCESS},
-    {STANDARD_RIGHTS_READ | EVENT_QUERY_STATE,
-     STANDARD_RIGHTS_WRITE | EVENT_MODIFY_STATE,
-     STANDARD_RIGHTS_EXECUTE | SYNCHRONIZE, EVENT_ALL_ACCESS}};
-
-/* The rights a client of another user opens each kind with (os_win32.c:
- * mapping_open, WIN32_MUTEX_RIGHTS, WIN32_EVENT_RIGHTS, and READ_CONTROL
- * where it checks the owner). */
-static const ACCESS_MASK win_client_rights[] = {
-    FILE_MAP_READ | FILE_MAP_WRITE | READ_CONTROL,
-    SYNCHRONIZE | MUTEX_MODIFY_STATE | READ_CONTROL,
-    SYNCHRONIZE | EVENT_MODIFY_STATE};
-
-/* Local\shmrpc.NAME.SUFFIX; service names are ASCII (shmrpc_name_check). */
-static void win_object_name(wchar_t *out, size_t cap, const char *name,
-                            const wchar_t *suffix) {
-  static const wchar_t prefix[] = L"Local\\shmrpc.";
-  size_t used = 0, i;
-  assert_true(wcslen(prefix) + strlen(name) + wcslen(suffix) < cap);
-  for (i = 0; prefix[i] != L'\0'; i++)
-    out[used++] = prefix[i];
-  for (i = 0; name[i] != '\0'; i++)
-    out[used++] = (wchar_t)(unsigned char)name[i];
-  for (i = 0; suffix[i] != L'\0'; i++)
-    out[used++] = suffix[i];
-  out[used] = L'\0';
-}
-
-static HANDLE win_object_open(enum win_kind kind, const wchar_t *object,
-                              DWORD access) {
-  switch (kind) {
-  case WIN_SECTION:
-    return OpenFileMappingW(access, FALSE, object);
-  case WIN_MUTEX:
-    return OpenMutexW(access, FALSE, object);
-  default:
-    return OpenEventW(access, FALSE, object);
-  }
-}
-
-/* The SID of this process's user (a static copy). */
-static PSID win_current_user(void) {
-  static union {
-    TOKEN_USER user;
-    unsigned char bytes[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
-  } info;
-  HANDLE token = NULL;
-  DWORD len = 0;
-  assert_true(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token));
-  assert_true(GetTokenInformation(token, TokenUser, &info, sizeof(info), &len));
-  CloseHandle(token);
-  return info.user.User.Sid;
-}
-
-/* The descriptor as SDDL text, for failure messages (LocalFree it). */
-static char *win_sddl(PSECURITY_DESCRIPTOR descriptor) {
-  char *text = NULL;
-  if (!ConvertSecurityDescriptorToStringSecurityDescriptorA(
-          descriptor, SDDL_REVISION_1,
-          OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &text, NULL))
-    return NULL;
-  return text;
-}
-
-/* Fails the test with the object and its descriptor if cond is false. */
-static void win_expect(int cond, const char *what, const char *name,
-                       size_t object, const char *sddl) {
-  if (!cond) {
-    print_error("%s: object %lu of %s, descriptor %s\n", what,
-                (unsigned long)object, name, sddl != NULL ? sddl : "?");
-    fail();
-  }
-}
-
-/* Reads back the descriptor of every named object of a new service, for
- * each access option: an explicit DACL (never a NULL one), owned by this
- * user; the owner's ACE alone by default; one more ACE, for Authenticated
- * Users (S-1-5-11) or Everyone (S-1-1-0), when access is widened, that
- * grants what a client needs and never WRITE_DAC, WRITE_OWNER or DELETE. */
-static void test_access_descriptors(void **state) {
-  PSID user = win_current_user();
-  PSID wider[SHMRPC_ACCESS_EVERYONE + 1] = {NULL, NULL, NULL};
-  int access;
-  (void)state;
-  assert_true(ConvertStringSidToSidW(L"S-1-5-11", &wider[SHMRPC_ACCESS_GROUP]));
-  assert_true(
-      ConvertStringSidToSidW(L"S-1-1-0", &wider[SHMRPC_ACCESS_EVERYONE]));
-
-  for (access = SHMRPC_ACCESS_OWNER; access <= SHMRPC_ACCESS_EVERYONE;
-       access++) {
-    const char *name = test_service_name("sd");
-    shmrpc_server_options options;
-    shmrpc_server *server = NULL;
-    size_t i;
-    shmrpc_server_options_init(&options);
-    options.access = access;
-    assert_int_equal(shmrpc_server_create(&server, name, &options), 0);
-
-    for (i = 0; i < WIN_OBJECTS; i++) {
-      enum win_kind kind = win_objects[i].kind;
-      GENERIC_MAPPING mapping = win_generic[kind];
-      wchar_t object[128];
-      HANDLE handle;
-      PSID owner = NULL;
-      PACL dacl = NULL;
-      PSECURITY_DESCRIPTOR descriptor = NULL;
-      SECURITY_DESCRIPTOR_CONTROL control = 0;
-      DWORD revision = 0, ace;
-      ACL_SIZE_INFORMATION acl;
-      unsigned user_aces = 0, wider_aces = 0;
-      char *sddl;
-
-      win_object_name(object, sizeof(object) / sizeof(object[0]), name,
-                      win_objects[i].suffix);
-      handle = win_object_open(kind, object, READ_CONTROL);
-      win_expect(handle != NULL, "cannot open with READ_CONTROL", name, i,
-                 NULL);
-      assert_int_equal(GetSecurityInfo(handle, SE_KERNEL_OBJECT,
-                                       OWNER_SECURITY_INFORMATION |
-                                           DACL_SECURITY_INFORMATION,
-                                       &owner, NULL, &dacl, NULL, &descriptor),
-                       ERROR_SUCCESS);
-      sddl = win_sddl(descriptor);
-      if (getenv("SHMRPC_TEST_DEBUG"))
-        print_message("access %d object %lu: %s\n", access, (unsigned long)i,
-                      sddl != NULL ? sddl : "?");
-      assert_true(GetSecurityDescriptorControl(descriptor, &control, &revision));
-      win_expect((control & SE_DACL_PRESENT) != 0 && dacl != NULL,
-                 "no DACL, or a NULL DACL", name, i, sddl);
-      win_expect((control & SE_DACL_PROTECTED) != 0,
-                 "a DACL that inherits ACEs", name, i, sddl);
-      win_expect(owner != NULL && EqualSid(owner, user),
-                 "not owned by this user", name, i, sddl);
-      assert_true(GetAclInformation(dacl, &acl, sizeof(acl), AclSizeInformation));
-      win_expect(acl.AceCount == (access == SHMRPC_ACCESS_OWNER ? 1u : 2u),
-                 "wrong number of ACEs", name, i, sddl);
-
-      for (ace = 0; ace < acl.AceCount; ace++) {
-        void *entry = NULL;
-        const ACE_HEADER *header;
-        const ACCESS_ALLOWED_ACE *allowed;
-        ACCESS_MASK mask;
-        PSID sid;
-        assert_true(GetAce(dacl, ace, &entry));
-        header = entry;
-        win_expect(header->AceType == ACCESS_ALLOWED_ACE_TYPE,
-                   "an ACE that does not allow", name, i, sddl);
-        allowed = entry;
-        sid = (PSID)&allowed->SidStart;
-        mask = allowed->Mask;
-        /* Windows stores the rights mapped; map them here too, either way. */
-        MapGenericMask(&mask, &mapping);
-        if (EqualSid(sid, user)) {
-          user_aces++;
-          win_expect((mask & mapping.GenericAll) == mapping.GenericAll,
-                     "the owner lacks full access", name, i, sddl);
-        } else if (access != SHMRPC_ACCESS_OWNER && EqualSid(sid, wider[access])) {
-          wider_aces++;
-          win_expect((allowed->Mask & GENERIC_ALL) == 0 &&
-                         (mask & (WRITE_DAC | WRITE_OWNER | DELETE)) == 0,
-                     "the wider ACE may change the DACL or owner", name, i,
-                     sddl);
-          win_expect((mask & win_client_rights[kind]) ==
-                         win_client_rights[kind],
-                     "the wider ACE lacks a client's rights", name, i, sddl);
-        } else {
-          win_expect(0, "an ACE for an unexpected SID", name, i, sddl);
-        }
-      }
-      win_expect(user_aces == 1, "not one ACE for the owner", name, i, sddl);
-      win_expect(wider_aces == (access == SHMRPC_ACCESS_OWNER ? 0u : 1u),
-                 "not one ACE for the wider group", name, i, sddl);
-      LocalFree(sddl);
-      LocalFree(descriptor);
-      CloseHandle(handle);
-    }
-    shmrpc_server_destroy(server);
-    assert_int_equal(test_service_objects_exist(name), 0);
-  }
-  LocalFree(wider[SHMRPC_ACCESS_GROUP]);
-  LocalFree(wider[SHMRPC_ACCESS_EVERYONE]);
-}
-
-/* What each entry point answers while a squatter holds a name. */
-typedef struct squat_expect {
-  int create, open, query, clean;
-} squat_expect;
-
-static void win_expect_refused(const char *name, const squat_expect *expect) {
-  shmrpc_server *server = NULL;
-  shmrpc_client *client = NULL;
-  shmrpc_service_info info;
-  assert_int_equal(shmrpc_server_create(&server, name, NULL), expect->create);
-  assert_null(server);
-  assert_int_equal(shmrpc_client_open(&client, name, NULL, 0), expect->open);
-  assert_null(client);
-  assert_int_equal(shmrpc_service_query(name, 0, &info), expect->query);
-  assert_int_equal(shmrpc_service_clean(name, 0), expect->clean);
-}
-
-/* A refused server leaves nothing behind: of the service's names, only the
- * squatter's (index squatted) exists. */
-static void win_expect_only_squatter(const char *name, size_t squatted) {
-  size_t i;
-  for (i = 0; i < WIN_OBJECTS; i++) {
-    wchar_t object[128];
-    HANDLE handle;
-    if (i == squatted)
-      continue;
-    win_object_name(object, sizeof(object) / sizeof(object[0]), name,
-                    win_objects[i].suffix);
-    handle = win_object_open(win_objects[i].kind, object,
-                             win_objects[i].kind == WIN_SECTION
-                                 ? FILE_MAP_READ
-                                 : SYNCHRONIZE);
-    if (handle != NULL) {
-      CloseHandle(handle);
-      print_error("object %lu of %s left behind\n", (unsigned long)i, name);
-      fail();
-    }
-    assert_int_equal(GetLastError(), ERROR_FILE_NOT_FOUND);
-  }
-}
-
-/* Security attributes for a squatter's object, made from SDDL: owned by
- * `owner` (this user when NULL), with a protected DACL that grants this
- * user everything when grant_user is set, and no one anything otherwise.
- * The descriptor is explicit because Wine gives an object made without one
- * no owner at all, which the library's owner check would refuse first. */
-static void win_squatter_attributes(SECURITY_ATTRIBUTES *attributes,
-                                    const wchar_t *owner, int grant_user) {
-  PSECURITY_DESCRIPTOR descriptor = NULL;
-  wchar_t *user = NULL, sddl[512];
-  assert_true(ConvertSidToStringSidW(win_current_user(), &user));
-  assert_true(wcslen(user) < 150 && (owner == NULL || wcslen(owner) < 150));
-  wcscpy(sddl, L"O:");
-  wcscat(sddl, owner != NULL ? owner : user);
-  wcscat(sddl, L"D:P");
-  if (grant_user) {
-    wcscat(sddl, L"(A;;GA;;;");
-    wcscat(sddl, user);
-    wcscat(sddl, L")");
-  }
-  LocalFree(user);
-  assert_true(ConvertStringSecurityDescriptorToSecurityDescriptorW(
-      sddl, SDDL_REVISION_1, &descriptor, NULL));
-  attributes->nLength = sizeof(*attributes);
-  attributes->lpSecurityDescriptor = descriptor;
-  attributes->bInheritHandle = FALSE;
-}
-
-/* A section under NAME.map, `size` bytes of `fill` from byte `from` on
- * (zeros before it). */
-static HANDLE win_section_squat(const wchar_t *object, DWORD size, DWORD from,
-                                unsigned char fill,
-                                SECURITY_ATTRIBUTES *attributes) {
-  HANDLE section = CreateFileMappingW(INVALID_HANDLE_VALUE, attributes,
-                                      PAGE_READWRITE, 0, size, object);
-  DWORD error = GetLastError();
-  unsigned char *view;
-  assert_non_null(section);
-  assert_int_not_equal(error, ERROR_ALREADY_EXISTS);
-  view = MapViewOfFile(section, FILE_MAP_WRITE, 0, 0, 0);
-  assert_non_null(view);
-  memset(view, 0, from);
-  memset(view + from, fill, size - from);
-  UnmapViewOfFile(view);
-  return section;
-}
-
-/* Every byte of the section from byte `from` on is still `fill`. */
-static void win_expect_section_untouched(HANDLE section, DWORD size, DWORD from,
-                                         unsigned char fill) {
-  const unsigned char *view = MapViewOfFile(section, FILE_MAP_READ, 0, 0, 0);
-  DWORD i;
-  assert_non_null(view);
-  for (i = from; i < size && view[i] == fill; i++)
-    ;
-  UnmapViewOfFile(view);
-  if (i != size) {
-    print_error("the squatter's section changed at byte %lu\n",
-                (unsigned long)i);
-    fail();
-  }
-}
-
-/* Something else under a service's names: the server refuses to use it,
- * a client refuses to call into it, and nothing of it is changed. On
- * Windows a squatter is a named object that shmrpc did not make: an object
- * of the wrong type under one of the five names, a section of ours that is
- * not a shmrpc service, an object whose DACL refuses us (the counterpart of
- * another user's file), and an object another SID owns. (Symbolic links
- * and file modes have no counterpart among named kernel objects.) */
-static void test_squatters_refused(void **state) {
-  wchar_t object[128];
-  size_t i;
-  (void)state;
-
-  /* The wrong type under each name: a mutex where a section or an event
-   * belongs, a set event where a mutex belongs. Windows refuses to open an
-   * object as another type (ERROR_INVALID_HANDLE): SHMRPC_EPROTO. Whoever
-   * looks at a name that is not there answers SHMRPC_ENOSERVER. */
-  for (i = 0; i < WIN_OBJECTS; i++) {
-    const char *name = test_service_name("squat");
-    SECURITY_ATTRIBUTES attributes;
-    squat_expect expect;
-    HANDLE squatter, again;
-    win_object_name(object, sizeof(object) / sizeof(object[0]), name,
-                    win_objects[i].suffix);
-    win_squatter_attributes(&attributes, NULL, 1);
-    squatter = win_objects[i].kind == WIN_MUTEX
-                   ? CreateEventW(&attributes, TRUE, TRUE, object)
-                   : CreateMutexW(&attributes, FALSE, object);
-    LocalFree(attributes.lpSecurityDescriptor);
-    assert_non_null(squatter);
-    expect.create = SHMRPC_EPROTO;
-    expect.open = i == WIN_MAP ? SHMRPC_EPROTO : SHMRPC_ENOSERVER;
-    expect.query = expect.open;
-    /* clean looks at the section, then at the liveness token. */
-    expect.clean = i == WIN_MAP || i == WIN_ALIVE ? SHMRPC_EPROTO : 0;
-    win_expect_refused(name, &expect);
-    win_expect_only_squatter(name, i);
-    /* Untouched: the event still set, the mutex free and never abandoned;
-     * still there under its name, as the type it was made. */
-    assert_int_equal(WaitForSingleObject(squatter, 0), WAIT_OBJECT_0);
-    if (win_objects[i].kind != WIN_MUTEX)
-      assert_true(ReleaseMutex(squatter));
-    again = win_objects[i].kind == WIN_MUTEX
-                ? OpenEventW(SYNCHRONIZE, FALSE, object)
-                : OpenMutexW(SYNCHRONIZE, FALSE, object);
-    assert_non_null(again);
-    CloseHandle(again);
-    CloseHandle(squatter);
-    assert_int_equal(test_service_objects_exist(name), 0);
-  }
-
-  /* A section of ours that is not a shmrpc service, and no liveness token:
-   * larger than a service, and smaller. */
-  for (i = 0; i < 2; i++) {
-    const char *name = test_service_name("squat");
-    static const squat_expect expect = {SHMRPC_EPROTO, SHMRPC_EPROTO,
-                                        SHMRPC_EPROTO, SHMRPC_EPROTO};
-    DWORD size = i == 0 ? 1u << 20 : 4096u;
-    SECURITY_ATTRIBUTES attributes;
-    HANDLE section;
-    win_object_name(object, sizeof(object) / sizeof(object[0]), name,
-                    win_objects[WIN_MAP].suffix);
-    win_squatter_attributes(&attributes, NULL, 1);
-    section = win_section_squat(object, size, 0, 0x41, &attributes);
-    LocalFree(attributes.lpSecurityDescriptor);
-    win_expect_refused(name, &expect);
-    win_expect_only_squatter(name, WIN_MAP);
-    win_expect_section_untouched(section, size, 0, 0x41);
-    CloseHandle(section);
-    assert_int_equal(test_service_objects_exist(name), 0);
-  }
-
-  /* An object of ours whose DACL grants nothing (the owner keeps only
-   * READ_CONTROL and WRITE_DAC): opening it is refused, SHMRPC_EACCES, as
-   * for another user's file on Linux. Under the section's name, then under
-   * the liveness token's. */
-  for (i = 0; i < 2; i++) {
-    const char *name = test_service_name("squat");
-    size_t index = i == 0 ? WIN_MAP : WIN_ALIVE;
-    SECURITY_ATTRIBUTES attributes;
-    squat_expect expect;
-    HANDLE squatter;
-    win_object_name(object, sizeof(object) / sizeof(object[0]), name,
-                    win_objects[index].suffix);
-    win_squatter_attributes(&attributes, NULL, 0);
-    squatter = index == WIN_MAP
-                   ? win_section_squat(object, 4096, 0, 0x41, &attributes)
-                   : CreateMutexW(&attributes, FALSE, object);
-    LocalFree(attributes.lpSecurityDescriptor);
-    assert_non_null(squatter);
-    expect.create = SHMRPC_EACCES;
-    expect.open = index == WIN_MAP ? SHMRPC_EACCES : SHMRPC_ENOSERVER;
-    expect.query = expect.open;
-    expect.clean = SHMRPC_EACCES;
-    win_expect_refused(name, &expect);
-    win_expect_only_squatter(name, index);
-    if (index == WIN_MAP) {
-      win_expect_section_untouched(squatter, 4096, 0, 0x41);
-    } else {
-      assert_int_equal(WaitForSingleObject(squatter, 0), WAIT_OBJECT_0);
-      assert_true(ReleaseMutex(squatter));
-    }
-    CloseHandle(squatter);
-    assert_int_equal(test_service_objects_exist(name), 0);
-  }
-
-  /* An object another SID owns, though its DACL lets us in: the owner
-   * check refuses it, SHMRPC_EPROTO (a client opens only services of its
-   * own user, LocalSystem or Administrators). Making an object for another
-   * owner needs SeRestorePrivilege on Windows; Wine allows it. */
-  for (i = 0; i < 2; i++) {
-    const char *name = test_service_name("squat");
-    size_t index = i == 0 ? WIN_MAP : WIN_ALIVE;
-    squat_expect expect = {SHMRPC_EPROTO, SHMRPC_EPROTO, SHMRPC_EPROTO,
-                           SHMRPC_EPROTO};
-    SECURITY_ATTRIBUTES attributes;
-    HANDLE squatter;
-    DWORD error;
-    win_object_name(object, sizeof(object) / sizeof(object[0]), name,
-                    win_objects[index].suffix);
-    /* S-1-5-21-1-2-3-4242: a local account that is not us. */
-    win_squatter_attributes(&attributes, L"S-1-5-21-1-2-3-4242", 1);
-    squatter = index == WIN_MAP
-                   ? CreateFileMappingW(INVALID_HANDLE_VALUE, &attributes,
-                                        PAGE_READWRITE, 0, 4096, object)
-                   : CreateMutexW(&attributes, FALSE, object);
-    error = GetLastError();
-    LocalFree(attributes.lpSecurityDescriptor);
-    if (squatter == NULL && error == ERROR_INVALID_OWNER) {
-      print_message("not checked: this system refuses to make an object "
-                    "for another owner\n");
-      continue;
-    }
-    assert_non_null(squatter);
-    if (index == WIN_ALIVE) {
-      /* A client and a query look at the section first: none is there. */
-      expect.open = SHMRPC_ENOSERVER;
-      expect.query = SHMRPC_ENOSERVER;
-    }
-    win_expect_refused(name, &expect);
-    win_expect_only_squatter(name, index);
-    CloseHandle(squatter);
-    assert_int_equal(test_service_objects_exist(name), 0);
-  }
-}
-#endif
-
-typedef struct honest {
-  const char *name;
-  int64_t end_ms;
-  int32_t timeout_ms;
-  unsigned long ok, clean_errors, unclean, overran;
-  int64_t worst_overrun_ms;
-} honest;
-
-/* Calls with checked arguments while the attack runs. During the attack an
- * answer may be wrong (the attacker can rewrite the method or the lengths);
- * what must hold is that every call returns, within its timeout, with a
- * result or a clean error. */
-static void honest_thread(void *arg) {
-  honest *h = arg;
-  shmrpc_client *client = NULL;
-  uint64_t i = 0;
-  while (test_now_ms() < h->end_ms) {
-    unsigned char req[16], resp[64];
-    size_t len = 0;
-    int64_t started, took;
-    int rc;
-    if (client == NULL &&
-        shmrpc_client_open(&client, h->name, NULL, h->timeout_ms) != 0) {
-      client = NULL;
-      h->clean_errors++;
-      continue;
-    }
-    test_put_u64(req, i);
-    test_put_u64(req + 8, i);
-    i++;
-    started = test_now_ms();
-    rc = shmrpc_call(client, T_ADD, req, 16, resp, sizeof(resp), &len,
-                     h->timeout_ms);
-    took = test_now_ms() - started;
-    /* A generous margin over the timeout: this detects a hang, it does not
-     * time the library. */
-    if (took > h->timeout_ms + 2000) {
-      h->overran++;
-      if (took - h->timeout_ms > h->worst_overrun_ms)
-        h->worst_overrun_ms = took - h->timeout_ms;
-    }
-    switch (rc) {
-    case 0:
-      h->ok++;
-      break;
-    case SHMRPC_ETIMEDOUT:
-    case SHMRPC_EPROTO:
-    case SHMRPC_EAPP:
-    case SHMRPC_ENOMETHOD:
-    case SHMRPC_ETOOBIG:
-    case SHMRPC_ESHUTDOWN:
-    case SHMRPC_ESERVERDIED:
-    case SHMRPC_ENOSERVER:
-      h->clean_errors++;
-      break;
-    default:
-      h->unclean++;
-    }
-  }
-  shmrpc_client_close(client);
-}
-
-/* A hostile process writes garbage into the control block while honest
- * callers call. The server survives and keeps answering signals; callers
- * never hang; afterwards calls succeed again at once. */
-static void test_hostile_writer(void **state) {
-  const char *name = test_service_name("hostile");
-  const char *server_args[] = {"server", name, "4096", "safe", NULL};
-  test_proc *server;
-  test_proc *hostile;
-  test_thread *threads[2];
-  honest callers[2];
-  shmrpc_client *client = NULL;
-  shmrpc_service_info info;
-  char line[128], duration[16];
-  int64_t attack_end, recovered_ms = -1, repaired_ms = -1;
-  uint64_t good_generation;
-  unsigned long writes = 0;
-  int i, code = -1;
-  (void)state;
-
-  assert_int_equal(test_proc_spawn(&server, server_args), 0);
-  assert_true(test_proc_read_line(server, line, sizeof(line), T_READY_MS) > 0);
-  assert_string_equal(line, "ready");
-  assert_int_equal(shmrpc_service_query(name, 0, &info), 0);
-  good_generation = info.generation;
-  snprintf(duration, sizeof(duration), "%d", ATTACK_MS);
-  {
-    const char *args[] = {"hostile", name, duration, NULL};
-    assert_int_equal(test_proc_spawn(&hostile, args), 0);
-  }
-  assert_true(test_proc_read_line(hostile, line, sizeof(line), T_READY_MS) > 0);
-  assert_string_equal(line, "attacking");
-  for (i = 0; i < 2; i++) {
-    memset(&callers[i], 0, sizeof(callers[i]));
-    callers[i].name = name;
-    callers[i].end_ms = test_now_ms() + ATTACK_MS;
-    callers[i].timeout_ms = i == 0 ? 50 : 300;
-    assert_int_equal(test_thread_start(&threads[i], honest_thread, &callers[i]), 0);
-  }
-  assert_true(test_proc_read_line(hostile, line, sizeof(line), T_EXIT_MS) > 0);
-  assert_int_equal(sscanf(line, "done %lu", &writes), 1);
-  attack_end = test_now_ms();
-  test_expect_exit(hostile, 0);
-  test_proc_free(hostile);
-  for (i = 0; i < 2; i++) {
-    test_thread_join(threads[i]);
-    print_message("caller %d (timeout %d ms): %lu answers, %lu clean errors, "
-                  "%lu unclean, %lu overran (worst +%lld ms)\n",
-                  i, (int)callers[i].timeout_ms, callers[i].ok,
-                  callers[i].clean_errors, callers[i].unclean,
-                  callers[i].overran, (long long)callers[i].worst_overrun_ms);
-    assert_int_equal(callers[i].unclean, 0);
-    assert_int_equal(callers[i].overran, 0);
-  }
-
-  /* The server still runs and puts its header back (a client that
-   * connected while the header was scribbled on took a forged generation
-   * and reports the server dead once; one that connects after the repair
-   * must simply work). */
-  assert_int_equal(test_proc_wait(server, 0, &code), -1);
-  while (repaired_ms < 0 && test_now_ms() - attack_end < 2000) {
-    if (shmrpc_service_query(name, 0, &info) == 0 && info.alive &&
-        info.generation == good_generation)
-      repaired_ms = test_now_ms() - attack_end;
-    else
-      test_sleep_ms(1);
-  }
-  print_message("header repaired %ld ms after the attack\n", (long)repaired_ms);
-  assert_true(repaired_ms >= 0);
-  while (recovered_ms < 0 && test_now_ms() - attack_end < 2000) {
-    unsigned char req[16], resp[8];
-    size_t len = 0;
-    if (client == NULL) {
-      int rc = shmrpc_client_open(&client, name, NULL, 100);
-      if (rc != 0) {
-        if (getenv("SHMRPC_TEST_DEBUG"))
-          print_message("after attack: open %s\n", shmrpc_err_name(rc));
-        client = NULL;
-        continue;
-      }
-    }
-    test_put_u64(req, 1234);
-    test_put_u64(req + 8, 4321);
-    {
-      int rc = shmrpc_call(client, T_ADD, req, 16, resp, 8, &len, 100);
-      if (rc == 0 && len == 8 && test_get_u64(resp) == 5555)
-        recovered_ms = test_now_ms() - attack_end;
-      else if (getenv("SHMRPC_TEST_DEBUG"))
-        print_message("after attack: %s len %lu\n", shmrpc_err_name(rc),
-                      (unsigned long)len);
-    }
-  }
-  print_message("%lu hostile writes; correct answers again %lld ms after the "
-                "attack\n",
-                writes, (long long)recovered_ms);
-  assert_true(recovered_ms >= 0);
-  for (i = 0; i < 100; i++) {
-    unsigned char req[16], resp[8];
-    size_t len = 0;
-    test_put_u64(req, (uint64_t)i);
-    test_put_u64(req + 8, 1);
-    assert_int_equal(shmrpc_call(client, T_ADD, req, 16, resp, 8, &len, T_EXIT_MS), 0);
-    assert_int_equal(test_get_u64(resp), (uint64_t)i + 1);
-  }
-  assert_int_equal(shmrpc_service_query(name, 0, &info), 0);
-  assert_int_equal(info.alive, 1);
-
-  /* This server has no stop method (the attacker could call it): kill it
-   * and remove its names. */
-  shmrpc_client_close(client);
-  test_proc_kill(server);
-  test_proc_free(server);
-  test_wait_service_dead(name);
-  assert_int_equal(shmrpc_service_clean(name, 0), 0);
   assert_int_equal(test_service_objects_exist(name), 0);
 }
+
+/* A FIFO planted where a live server's names are does not make it hang
+ * when it finishes. */
+static void test_destroy_never_blocks(void **state) {
+  const char *name = test_service_name("fifo");
+  shmrpc_server *server = NULL;
+  char path[256], moved[300];
+  (void)state;
+  assert_int_equal(shmrpc_server_create(&server, name, NULL), 0);
+  path_of(path, sizeof(path), name, "@calls");
+  snprintf(moved, sizeof(moved), "%s-moved", path);
+  assert_int_equal(rename(path, moved), 0);
+  assert_int_equal(mkfifo(path, 0600), 0);
+  shmrpc_server_destroy(server); /* returns: nothing opens the FIFO */
+  assert_int_equal(unlink(path), 0);
+  assert_int_equal(unlink(moved), 0);
+  assert_int_equal(test_service_objects_exist(name), 0);
+}
+
+/* ---- Errors ------------------------------------------------------------ */
+
+/* nofiles NAME: opens NAME with no file descriptor left to open. */
+static int role_nofiles(int argc, char **argv) {
+  struct rlimit limit = {3, 3};
+  shmrpc_client *client = NULL;
+  int rc;
+  if (argc < 3)
+    return 2;
+  fflush(stdout);
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
+    return 1;
+  rc = shmrpc_client_open(&client, argv[2], NULL, 1000);
+  printf("open %s\n%s\n", shmrpc_err_name(rc), shmrpc_error_message(rc));
+  fflush(stdout);
+  return 0;
+}
+
+/* Errors carry what the operating system said. */
+static void test_error_messages(void **state) {
+  const char *name = test_service_name("err");
+  const char *args[] = {"nofiles", name, NULL};
+  test_server_thread ts;
+  shmrpc_service_info info;
+  test_proc *proc = NULL;
+  char line[256], path[256];
+  int fd;
+  (void)state;
+
+  /* Out of file descriptors: the message says so. */
+  test_server_thread_start(&ts, name, 0, NULL);
+  assert_int_equal(test_proc_spawn(&proc, args), 0);
+  assert_true(test_proc_read_line(proc, line, sizeof(line), T_EXIT_MS) > 0);
+  assert_string_equal(line, "open SHMRPC_EOS");
+  assert_true(test_proc_read_line(proc, line, sizeof(line), T_EXIT_MS) > 0);
+  assert_non_null(strstr(line, "Too many open files"));
+  test_proc_free(proc);
+  test_server_thread_stop(&ts);
+
+  /* A name whose server died while it began shows as incomplete, not as
+   * "no service". */
+  path_of(path, sizeof(path), name, "@lock");
+  fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(shmrpc_service_query(name, 0, &info), 0);
+  assert_int_equal(info.complete, 0);
+  assert_int_equal(info.alive, 0);
+  assert_int_equal(shmrpc_service_clean(name, 0), 0);
+  assert_int_equal(test_service_objects_exist(name), 0);
+
+  /* The rule for names, stated. */
+  {
+    shmrpc_client *client = NULL;
+    assert_int_equal(shmrpc_client_open(&client, "bad/name", NULL, 0),
+                     SHMRPC_EINVAL);
+    assert_non_null(strstr(shmrpc_error_message(SHMRPC_EINVAL), "1 to 64"));
+  }
+}
+
+/* ---- Spinning ---------------------------------------------------------- */
+
+/* The spin window is capped, and a spinning caller keeps its deadline. */
+static void test_spin_bounds(void **state) {
+  const char *name = test_service_name("spin");
+  test_gate gate = {test_event_new(), test_event_new()};
+  shmrpc_server_options server_options;
+  shmrpc_client_options options;
+  shmrpc_client *client = NULL;
+  shmrpc_server *server = NULL;
+  test_server_thread ts;
+  unsigned char byte = 0;
+  int64_t started, took;
+  (void)state;
+
+  shmrpc_server_options_init(&server_options);
+  server_options.spin_us = SHMRPC_MAX_SPIN_US + 1;
+  assert_int_equal(shmrpc_server_create(&server, name, &server_options),
+                   SHMRPC_EINVAL);
+  server_options.spin_us = INT32_MAX;
+  assert_int_equal(shmrpc_server_create(&server, name, &server_options),
+                   SHMRPC_EINVAL);
+  shmrpc_client_options_init(&options);
+  options.spin_us = SHMRPC_MAX_SPIN_US + 1;
+  assert_int_equal(shmrpc_client_open(&client, name, &options, 0),
+                   SHMRPC_EINVAL);
+
+  /* The longest spin, against a handler that blocks: a 5 ms timeout still
+   * ends the call long before the spin window twice over would. */
+  test_server_thread_start(&ts, name, 0, &gate);
+  options.spin_us = SHMRPC_MAX_SPIN_US;
+  assert_int_equal(shmrpc_client_open(&client, name, &options, T_READY_MS), 0);
+  started = test_now_ms();
+  assert_int_equal(shmrpc_call(client, T_GATE, &byte, 1, &byte, 1, NULL, 5),
+                   SHMRPC_ETIMEDOUT);
+  took = test_now_ms() - started;
+  print_message("a 5 ms call with a %d us spin window took %lld ms\n",
+                SHMRPC_MAX_SPIN_US, (long long)took);
+  assert_true(took >= 5);
+  test_event_set(gate.release);
+  shmrpc_client_close(client);
+  test_server_thread_stop(&ts);
+  test_event_free(gate.entered);
+  test_event_free(gate.release);
+}
+
+/* ---- Liveness ---------------------------------------------------------- */
+
+/* Reads "child PID" from a server started with "fork". */
+static pid_t read_child(test_proc *server) {
+  char line[64];
+  int pid = 0;
+  assert_true(test_proc_read_line(server, line, sizeof(line), T_READY_MS) > 0);
+  assert_int_equal(sscanf(line, "child %d", &pid), 1);
+  return (pid_t)pid;
+}
+
+/* A server that forked a helper (without exec) is killed: the child kept
+ * every descriptor, yet callers learn at once that the server died, even
+ * with an infinite timeout, and a new server starts at once. */
+static void test_fork_child_keeps_no_liveness(void **state) {
+  const char *name = test_service_name("fork");
+  const char *args[] = {"server", name, "4096", "fork", NULL};
+  shmrpc_service_info info;
+  shmrpc_server *next = NULL;
+  test_proc *server = NULL, *caller = NULL;
+  char line[128], slow_id[8];
+  pid_t child;
+  int64_t killed;
+  (void)state;
+
+  assert_int_equal(test_proc_spawn(&server, args), 0);
+  child = read_child(server);
+  test_read_expected(server, "ready");
+  snprintf(slow_id, sizeof(slow_id), "%d", T_SLOW);
+  {
+    const char *call[] = {"call", name, slow_id, "20000", "-1", NULL};
+    assert_int_equal(test_proc_spawn(&caller, call), 0);
+  }
+  test_read_expected(caller, "opened");
+  test_read_expected(server, "slow"); /* the handler runs */
+  killed = test_now_ms();
+  test_proc_kill(server);
+  assert_true(test_proc_read_line(caller, line, sizeof(line), T_EXIT_MS) > 0);
+  print_message("the caller learned of the death after %lld ms\n",
+                (long long)(test_now_ms() - killed));
+  assert_string_equal(line, "result SHMRPC_ESERVERDIED 0");
+  test_proc_free(caller);
+  assert_int_equal(kill(child, 0), 0); /* the child still lives */
+  assert_int_equal(shmrpc_service_query(name, 0, &info), 0);
+  assert_int_equal(info.alive, 0);
+  assert_int_equal(shmrpc_server_create(&next, name, NULL), 0);
+  shmrpc_server_destroy(next);
+  kill(child, SIGKILL);
+  test_proc_free(server);
+  assert_int_equal(test_service_objects_exist(name), 0);
+}
+
+/* forkcall NAME: opens NAME, forks; the child calls through the handle it
+ * inherited (it reconnects as a client of its own), then the parent calls.
+ * Prints "child CODE SUM" and "parent CODE SUM". */
+static int role_forkcall(int argc, char **argv) {
+  shmrpc_client *client = NULL;
+  unsigned char req[16], resp[8];
+  size_t len = 0;
+  pid_t child;
+  int rc, status = 0;
+  if (argc < 3)
+    return 2;
+  if (shmrpc_client_open(&client, argv[2], NULL, T_READY_MS) != 0)
+    return 1;
+  test_put_u64(req, 2);
+  test_put_u64(req + 8, 3);
+  (void)shmrpc_call(client, T_ADD, req, 16, resp, 8, &len, T_EXIT_MS);
+  fflush(stdout);
+  child = fork();
+  if (child == 0) {
+    rc = shmrpc_call(client, T_ADD, req, 16, resp, 8, &len, T_EXIT_MS);
+    printf("child %s %llu\n", shmrpc_err_name(rc),
+           (unsigned long long)test_get_u64(resp));
+    fflush(stdout);
+    shmrpc_client_close(client);
+    _exit(0);
+  }
+  waitpid(child, &status, 0);
+  rc = shmrpc_call(client, T_ADD, req, 16, resp, 8, &len, T_EXIT_MS);
+  printf("parent %s %llu\n", shmrpc_err_name(rc),
+         (unsigned long long)test_get_u64(resp));
+  fflush(stdout);
+  shmrpc_client_close(client);
+  return 0;
+}
+
+/* A client handle inherited through fork() works in the child, as a new
+ * connection, and the parent's goes on. */
+static void test_fork_client(void **state) {
+  const char *name = test_service_name("forkc");
+  const char *args[] = {"forkcall", name, NULL};
+  test_server_thread ts;
+  test_proc *proc = NULL;
+  (void)state;
+  test_server_thread_start(&ts, name, 0, NULL);
+  assert_int_equal(test_proc_spawn(&proc, args), 0);
+  test_read_expected(proc, "child SHMRPC_OK 5");
+  test_read_expected(proc, "parent SHMRPC_OK 5");
+  test_expect_exit(proc, 0);
+  test_proc_free(proc);
+  test_server_thread_stop(&ts);
+}
+
+/* Takes every lock this process can on byte `at` and on the whole file. */
+static void lock_everything(int fd, int writable) {
+  static const off_t at[] = {0, 1, 2, ((off_t)1 << 40), ((off_t)1 << 40) + 7};
+  size_t i;
+  for (i = 0; i < sizeof(at) / sizeof(at[0]) + 1; i++) {
+    struct flock lock;
+    memset(&lock, 0, sizeof(lock));
+    lock.l_whence = SEEK_SET;
+    lock.l_start = i < sizeof(at) / sizeof(at[0]) ? at[i] : 0;
+    lock.l_len = i < sizeof(at) / sizeof(at[0]) ? 1 : 0; /* 0: to the end */
+    lock.l_type = writable ? F_WRLCK : F_RDLCK;
+    (void)fcntl(fd, F_OFD_SETLK, &lock);
+    lock.l_type = F_RDLCK;
+    (void)fcntl(fd, F_OFD_SETLK, &lock);
+  }
+  (void)flock(fd, LOCK_EX | LOCK_NB);
+  (void)flock(fd, LOCK_SH | LOCK_NB);
+}
+
+/* locker UID NAME: as that user, opens every name of service NAME it can,
+ * in every mode it may, and takes every kind of lock on each; prints
+ * "locked N" (descriptors), then holds them until killed. */
+static int role_locker(int argc, char **argv) {
+  static const char *const suffixes[] = {"", "@calls", "@lock", "@req",
+                                         "@0", "@1"};
+  static const int modes[] = {O_RDONLY, O_WRONLY, O_RDWR};
+  int opened = 0;
+  size_t i, m;
+  if (argc < 4)
+    return 2;
+  if (become((uid_t)strtoul(argv[2], NULL, 10)) != 0)
+    return 1;
+  for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+    char path[256];
+    path_of(path, sizeof(path), argv[3], suffixes[i]);
+    for (m = 0; m < 3; m++) {
+      int fd = open(path, modes[m] | O_NONBLOCK);
+      if (fd < 0)
+        continue;
+      opened++;
+      lock_everything(fd, modes[m] != O_RDONLY);
+    }
+  }
+  printf("locked %d\n", opened);
+  fflush(stdout);
+  for (;;)
+    test_sleep_ms(1000);
+}
+
+/* A client of a service open to everyone takes every lock it can on every
+ * object: a live server still looks alive, and once killed it looks dead
+ * to its callers and to a new server, which starts at once. */
+static void test_locks_cannot_fake_liveness(void **state) {
+  const char *name = test_service_name("locker");
+  const char *extra[] = {"access=everyone", NULL};
+  shmrpc_service_info info;
+  shmrpc_client *client = NULL;
+  shmrpc_server *next = NULL;
+  test_proc *server, *locker = NULL;
+  char uid[16], line[64];
+  int descriptors = 0;
+  (void)state;
+
+  server = test_spawn_server_args(name, "4096", extra);
+  assert_int_equal(shmrpc_client_open(&client, name, NULL, T_READY_MS), 0);
+  assert_int_equal(test_call_add(client, 1, 2), 3);
+  snprintf(uid, sizeof(uid), "%d", is_root() ? NOBODY_ID : (int)geteuid());
+  {
+    const char *args[] = {"locker", uid, name, NULL};
+    assert_int_equal(test_proc_spawn(&locker, args), 0);
+  }
+  assert_true(test_proc_read_line(locker, line, sizeof(line), T_READY_MS) > 0);
+  assert_int_equal(sscanf(line, "locked %d", &descriptors), 1);
+  assert_true(descriptors >= 3);
+
+  /* Alive, and an open connection still calls. */
+  assert_int_equal(shmrpc_service_query(name, 0, &info), 0);
+  assert_int_equal(info.alive, 1);
+  assert_int_equal(test_call_add(client, 20, 22), 42);
+
+  /* Dead: the caller hears it, the query says it, a new server starts. */
+  test_proc_kill(server);
+  test_proc_free(server);
+  {
+    unsigned char req[16], resp[8];
+    test_put_u64(req, 1);
+    test_put_u64(req + 8, 1);
+    assert_int_equal(shmrpc_call(client, T_ADD, req, 16, resp, 8, NULL,
+                                 SHMRPC_INFINITE),
+                     SHMRPC_ESERVERDIED);
+  }
+  assert_int_equal(shmrpc_service_query(name, 0, &info), 0);
+  assert_int_equal(info.alive, 0);
+  assert_int_equal(shmrpc_server_create(&next, name, NULL), 0);
+  shmrpc_client_close(client);
+  shmrpc_server_destroy(next);
+  test_proc_kill(locker);
+  test_proc_free(locker);
+  assert_int_equal(test_service_objects_exist(name), 0);
+}
+
+/* ---- Space ------------------------------------------------------------- */
+
+/* Counts the entries of /dev/shm (in this mount namespace). */
+static int shm_entries(void) {
+  DIR *dir = opendir("/dev/shm");
+  struct dirent *entry;
+  int count = 0;
+  if (dir == NULL)
+    return -1;
+  while ((entry = readdir(dir)) != NULL)
+    if (entry->d_name[0] != '.')
+      count++;
+  closedir(dir);
+  return count;
+}
+
+/* smallshm NAME: in a mount namespace of its own with a 1 MiB /dev/shm,
+ * creates a service too large for it and one that fits, and calls the one
+ * that fits with requests and answers of its full capacity. Prints
+ * "toolarge CODE ENTRIES", then "fits CODE ENTRIES", then "full CODE
+ * OK|BAD", then "gone ENTRIES". */
+static int role_smallshm(int argc, char **argv) {
+  shmrpc_server_options options;
+  shmrpc_server *server = NULL;
+  test_server_thread ts;
+  shmrpc_client *client = NULL;
+  static unsigned char request[200000], response[200000];
+  size_t len = 0, i;
+  int rc;
+  if (argc < 3)
+    return 2;
+  if (unshare(CLONE_NEWNS) != 0 ||
+      mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+      mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV,
+            "size=1m,mode=1777") != 0) {
+    printf("cannot make a small /dev/shm: %s\n", strerror(errno));
+    return 1;
+  }
+  shmrpc_server_options_init(&options);
+  options.capacity = 1024 * 1024;
+  options.lanes = 1;
+  rc = shmrpc_server_create(&server, argv[2], &options);
+  printf("toolarge %s %d\n%s\n", shmrpc_err_name(rc), shm_entries(),
+         shmrpc_error_message(rc));
+  options.capacity = sizeof(request);
+  test_server_thread_start_with(&ts, argv[2], &options, NULL);
+  printf("fits 0 %d\n", shm_entries());
+  rc = shmrpc_client_open(&client, argv[2], NULL, T_READY_MS);
+  for (i = 0; i < sizeof(request); i++)
+    request[i] = (unsigned char)(i * 7u);
+  if (rc == 0)
+    rc = shmrpc_call(client, T_ECHO, request, sizeof(request), response,
+                     sizeof(response), &len, T_EXIT_MS);
+  printf("full %s %s\n", shmrpc_err_name(rc),
+         rc == 0 && len == sizeof(request) &&
+                 memcmp(request, response, len) == 0
+             ? "OK"
+             : "BAD");
+  shmrpc_client_close(client);
+  test_server_thread_stop(&ts);
+  printf("gone %d\n", shm_entries());
+  fflush(stdout);
+  return 0;
+}
+
+/* A /dev/shm that cannot hold a service (Docker's is 64 MiB): creating it
+ * fails with a clear error that names the shortage and leaves no name; one
+ * that fits serves calls of its full capacity, never SIGBUS. */
+static void test_small_dev_shm(void **state) {
+  const char *name = test_service_name("small");
+  const char *args[] = {"smallshm", name, NULL};
+  test_proc *proc = NULL;
+  char line[256];
+  (void)state;
+  if (!is_root()) {
+    print_message("skipped: needs root for a mount namespace\n");
+    skip();
+  }
+  assert_int_equal(test_proc_spawn(&proc, args), 0);
+  test_read_expected(proc, "toolarge SHMRPC_ENOSPC 0");
+  assert_true(test_proc_read_line(proc, line, sizeof(line), T_EXIT_MS) > 0);
+  print_message("the error says: %s\n", line);
+  assert_non_null(strstr(line, "/dev/shm"));
+  assert_non_null(strstr(line, "MiB"));
+  assert_true(test_proc_read_line(proc, line, sizeof(line), T_EXIT_MS) > 0);
+  assert_int_equal(strncmp(line, "fits 0 ", 7), 0);
+  test_read_expected(proc, "full SHMRPC_OK OK");
+  test_read_expected(proc, "gone 0");
+  test_expect_exit(proc, 0);
+  test_proc_free(proc);
+}
+
+/* A peer that may write the calls object truncates it. Whoever touches the
+ * lost pages may die of SIGBUS (Linux gives no way to forbid that for an
+ * object other users write); what is guaranteed is that the name stays
+ * recoverable: a new server starts, and clean works. */
+static void test_truncated_calls_object(void **state) {
+  const char *name = test_service_name("trunc");
+  test_proc *server = test_spawn_server(name, "4096");
+  shmrpc_server *next = NULL;
+  char path[256];
+  int code = -1;
+  (void)state;
+  path_of(path, sizeof(path), name, "@calls");
+  assert_int_equal(truncate(path, 0), 0);
+  /* The server either died touching a lost page or put the size back. */
+  if (test_proc_wait(server, 500, &code) != 0) {
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    print_message("the server lives; the object has %lld bytes again\n",
+                  (long long)st.st_size);
+    test_proc_kill(server);
+  } else {
+    print_message("the server died with exit code %d\n", code);
+  }
+  test_proc_free(server);
+  test_wait_service_dead(name);
+  assert_int_equal(shmrpc_server_create(&next, name, NULL), 0);
+  shmrpc_server_destroy(next);
+  assert_int_equal(truncate(path, 0), -1); /* gone with the server */
+  assert_int_equal(test_service_objects_exist(name), 0);
+}
+#endif /* !_WIN32 */
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
 #ifndef _WIN32
       cmocka_unit_test(test_access_modes),
       cmocka_unit_test(test_other_user),
-#else
-      cmocka_unit_test(test_access_descriptors),
-#endif
+      cmocka_unit_test(test_cross_user_service),
       cmocka_unit_test(test_squatters_refused),
-      cmocka_unit_test(test_hostile_writer),
+      cmocka_unit_test(test_destroy_never_blocks),
+      cmocka_unit_test(test_error_messages),
+      cmocka_unit_test(test_spin_bounds),
+      cmocka_unit_test(test_fork_child_keeps_no_liveness),
+      cmocka_unit_test(test_fork_client),
+      cmocka_unit_test(test_locks_cannot_fake_liveness),
+      cmocka_unit_test(test_small_dev_shm),
+      cmocka_unit_test(test_truncated_calls_object),
+#endif
   };
   int helper;
   test_proc_init(argv[0]);
-  if (argc > 1 && strcmp(argv[1], "hostile") == 0) {
-    test_proc_helper_started();
-    return role_hostile(argc, argv);
-  }
 #ifndef _WIN32
-  if (argc > 1 && strcmp(argv[1], "asuser") == 0) {
-    test_proc_helper_started();
-    return role_asuser(argc, argv);
+  if (argc > 1) {
+    static const struct {
+      const char *role;
+      int (*main)(int argc, char **argv);
+    } roles[] = {{"asuser", role_asuser},     {"userserver", role_userserver},
+                 {"nofiles", role_nofiles},   {"forkcall", role_forkcall},
+                 {"locker", role_locker},     {"smallshm", role_smallshm}};
+    size_t i;
+    for (i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+      if (strcmp(argv[1], roles[i].role) == 0) {
+        test_proc_helper_started();
+        return roles[i].main(argc, argv);
+      }
+    }
   }
 #endif
   helper = test_helper_main(argc, argv);
