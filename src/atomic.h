@@ -90,8 +90,13 @@ static inline void shmrpc__store32_relaxed(volatile uint32_t *p, uint32_t v) {
 static inline void shmrpc__store32_sc(volatile uint32_t *p, uint32_t v) {
   _InterlockedExchange((volatile long *)p, (long)v);
 }
+/* Loads never use an interlocked instruction: they all write, and clients
+ * read the server area through a read-only view. On x64 a plain load is
+ * sequentially consistent against the interlocked stores above. */
 static inline uint32_t shmrpc__load32_sc(const volatile uint32_t *p) {
-  return (uint32_t)_InterlockedOr((volatile long *)p, 0);
+  uint32_t v = *p;
+  _ReadWriteBarrier();
+  return v;
 }
 static inline uint32_t shmrpc__xchg32(volatile uint32_t *p, uint32_t v) {
   return (uint32_t)_InterlockedExchange((volatile long *)p, (long)v);
@@ -106,7 +111,7 @@ static inline uint32_t shmrpc__fetch_add32(volatile uint32_t *p, uint32_t v) {
   return (uint32_t)_InterlockedExchangeAdd((volatile long *)p, (long)v);
 }
 static inline uint64_t shmrpc__load64(const volatile uint64_t *p) {
-  return (uint64_t)_InterlockedOr64((volatile __int64 *)p, 0);
+  return *p; /* aligned 64-bit loads are atomic on x64 */
 }
 static inline void shmrpc__store64(volatile uint64_t *p, uint64_t v) {
   _InterlockedExchange64((volatile __int64 *)p, (__int64)v);

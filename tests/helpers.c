@@ -453,6 +453,14 @@ static int role_soakclient(int argc, char **argv) {
 int test_helper_main(int argc, char **argv) {
   if (argc < 2)
     return -1;
+  if (strcmp(argv[1], "sleeper") == 0) {
+    /* test_proc_fork_sleeper's child on Windows: outlive the server, for
+     * a while. */
+    int i;
+    for (i = 0; i < 200; i++)
+      test_sleep_ms(100);
+    return 0;
+  }
   if (strcmp(argv[1], "server") == 0 || strcmp(argv[1], "client") == 0 ||
       strcmp(argv[1], "call") == 0 || strcmp(argv[1], "faultcall") == 0 ||
       strcmp(argv[1], "soakclient") == 0)

@@ -64,12 +64,15 @@ void test_event_free(test_event *event);
  * in /dev/shm), else 0. */
 int test_service_objects_exist(const char *name);
 
-/* POSIX: forks a child that keeps every inherited descriptor, closes its
- * stdout (so the test never waits on it) and sleeps until its parent dies
- * (then a few seconds more, like a helper the server started). Returns 0
- * in the parent, -1 if fork failed. Windows: returns 0 and does nothing
- * (handles are never inherited: see the CreateProcess test). */
+/* Starts a child that inherits all it can and sleeps (up to 20 s), like a
+ * helper a server starts, and prints "child PID". POSIX: fork() without
+ * exec, so the child keeps every descriptor but stdout. Windows:
+ * CreateProcessW with bInheritHandles, so it keeps every inheritable
+ * handle. Returns 0, or -1 if it could not. */
 int test_proc_fork_sleeper(void);
+/* Whether process `pid` still runs; kills it. */
+int test_pid_alive(int pid);
+void test_pid_kill(int pid);
 
 /* Sleeps: only to make a handler slow on purpose, never to synchronise. */
 void test_sleep_ms(int32_t ms);

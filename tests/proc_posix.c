@@ -290,6 +290,10 @@ int test_proc_fork_sleeper(void) {
   return 0;
 }
 
+int test_pid_alive(int pid) { return kill((pid_t)pid, 0) == 0; }
+
+void test_pid_kill(int pid) { kill((pid_t)pid, SIGKILL); }
+
 void test_proc_helper_started(void) {
   /* If the test process is already gone, so are we. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);

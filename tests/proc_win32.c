@@ -298,7 +298,46 @@ int test_proc_spawn(test_proc **out, const char *const args[]) {
   return 0;
 }
 
-int test_proc_fork_sleeper(void) { return 0; }
+int test_proc_fork_sleeper(void) {
+  wchar_t command_line[1200];
+  STARTUPINFOW startup;
+  PROCESS_INFORMATION info;
+  if (wcslen(self_path) + 16 > sizeof command_line / sizeof command_line[0])
+    return -1;
+  wcscpy(command_line, L"\"");
+  wcscat(command_line, self_path);
+  wcscat(command_line, L"\" sleeper");
+  memset(&startup, 0, sizeof startup);
+  startup.cb = sizeof startup;
+  /* Every inheritable handle goes with it: none of the library's is. */
+  if (!CreateProcessW(self_path, command_line, NULL, NULL, TRUE, 0, NULL,
+                      NULL, &startup, &info))
+    return -1;
+  CloseHandle(info.hThread);
+  CloseHandle(info.hProcess);
+  printf("child %lu\n", (unsigned long)info.dwProcessId);
+  return 0;
+}
+
+int test_pid_alive(int pid) {
+  HANDLE process =
+      OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, (DWORD)pid);
+  DWORD code = 0;
+  int alive;
+  if (process == NULL)
+    return 0;
+  alive = GetExitCodeProcess(process, &code) && code == STILL_ACTIVE;
+  CloseHandle(process);
+  return alive;
+}
+
+void test_pid_kill(int pid) {
+  HANDLE process = OpenProcess(PROCESS_TERMINATE, FALSE, (DWORD)pid);
+  if (process != NULL) {
+    TerminateProcess(process, 137);
+    CloseHandle(process);
+  }
+}
 
 void test_proc_helper_started(void) {
   /* Nothing to do: test_proc_spawn put this process, before it ran, in a
@@ -502,28 +541,39 @@ static int object_found(HANDLE handle) {
  * a client, or nobody at all once everyone closed) still holds one.
  */
 int test_service_objects_exist(const char *name) {
-  static const wchar_t *const suffixes[] = {L".map", L".lock", L".req",
-                                            L".resp", L".alive"};
-  wchar_t object[128];
+  /* Every kind of object a service is made of (lane 0's stand for all). */
+  static const struct {
+    const wchar_t *suffix;
+    int kind; /* 0 section, 1 mutex, 2 event, 3 semaphore */
+  } objects[] = {{L".map", 0},   {L".calls", 0}, {L".alive", 1},
+                 {L".req", 3},   {L".lock0", 1}, {L".resp0", 2}};
+  wchar_t object[160];
   wchar_t *wide = utf8_to_wide(name);
   size_t i;
   int found = 0;
 
   if (wide == NULL)
     return 0;
-  for (i = 0; i < sizeof suffixes / sizeof suffixes[0] && !found; i++) {
-    if (wcslen(wide) + wcslen(suffixes[i]) + 16 >
+  for (i = 0; i < sizeof objects / sizeof objects[0] && !found; i++) {
+    if (wcslen(wide) + wcslen(objects[i].suffix) + 16 >
         sizeof object / sizeof object[0])
       break;
     wcscpy(object, L"Local\\shmrpc.");
     wcscat(object, wide);
-    wcscat(object, suffixes[i]);
-    if (i == 0)
+    wcscat(object, objects[i].suffix);
+    switch (objects[i].kind) {
+    case 0:
       found = object_found(OpenFileMappingW(FILE_MAP_READ, FALSE, object));
-    else if (i == 1 || i == 4)
+      break;
+    case 1:
       found = object_found(OpenMutexW(SYNCHRONIZE, FALSE, object));
-    else
+      break;
+    case 2:
       found = object_found(OpenEventW(SYNCHRONIZE, FALSE, object));
+      break;
+    default:
+      found = object_found(OpenSemaphoreW(SYNCHRONIZE, FALSE, object));
+    }
   }
   free(wide);
   return found;

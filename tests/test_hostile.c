@@ -39,6 +39,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #define NOBODY_ID 65534
+#else
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#define WIN_PREFIX 64u /* src/win32/win32.h: the server section's prefix */
 #endif
 
 #define ATTACK_MS 150
@@ -85,6 +89,11 @@ static size_t regions_of(uint32_t lanes, uint32_t capacity, region *out) {
                       1,
                       0};
   out[n++] = (region){"server-prefix", SERVER, 0, 0, 1, 56, 0, 1};
+#else
+  /* No backend words in the calls section: the locks and events are kernel
+   * objects no writer of the mapping reaches. */
+  server = WIN_PREFIX;
+  out[n++] = (region){"server-prefix", SERVER, 0, 0, 1, 40, 0, 1};
 #endif
   out[n++] = (region){"calls-header", CALLS, calls, 0, 1, 24, 0, 0};
   out[n++] = (region){"request-state", CALLS, calls + SHMRPC__OFF_REQUESTS,
@@ -124,7 +133,35 @@ typedef struct mapped {
   size_t size[2];
 } mapped;
 
-#ifndef _WIN32
+#ifdef _WIN32
+/* Maps the service's sections as a process of this user would. */
+static int map_objects(const char *name, mapped *out) {
+  static const char *const suffix[2] = {".calls", ".map"};
+  int i;
+  memset(out, 0, sizeof(*out));
+  for (i = 0; i < 2; i++) {
+    char narrow[160];
+    wchar_t wide[160];
+    HANDLE section;
+    MEMORY_BASIC_INFORMATION info;
+    int k;
+    snprintf(narrow, sizeof(narrow), "Local\\shmrpc.%s%s", name, suffix[i]);
+    for (k = 0; narrow[k] != '\0'; k++)
+      wide[k] = (wchar_t)(unsigned char)narrow[k];
+    wide[k] = L'\0';
+    section = OpenFileMappingW(FILE_MAP_READ | FILE_MAP_WRITE, FALSE, wide);
+    if (section == NULL)
+      continue;
+    out->base[i] = MapViewOfFile(section, FILE_MAP_READ | FILE_MAP_WRITE, 0,
+                                 0, 0);
+    CloseHandle(section);
+    if (out->base[i] != NULL &&
+        VirtualQuery(out->base[i], &info, sizeof(info)) == sizeof(info))
+      out->size[i] = info.RegionSize;
+  }
+  return out->base[CALLS] != NULL && out->base[SERVER] != NULL ? 0 : -1;
+}
+#else
 /* Maps the service's objects as a process with access would: the calls
  * object always, the server object if this user may write it. */
 static int map_objects(const char *name, mapped *out) {
@@ -225,6 +262,17 @@ static int role_hostile(int argc, char **argv) {
     lanes = header->lanes;
     capacity = header->capacity;
     close(fd);
+  }
+#else
+  if (map_objects(argv[2], &map) != 0) {
+    printf("cannot map\n");
+    return 1;
+  }
+  {
+    const shmrpc__header *header =
+        (const shmrpc__header *)(map.base[SERVER] + WIN_PREFIX);
+    lanes = header->lanes;
+    capacity = header->capacity;
   }
 #endif
   count = regions_of(lanes, capacity, regions);

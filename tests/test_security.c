@@ -428,104 +428,6 @@ static void test_error_messages(void **state) {
   }
 }
 
-/* ---- Spinning ---------------------------------------------------------- */
-
-/* The spin window is capped, and a spinning caller keeps its deadline. */
-static void test_spin_bounds(void **state) {
-  const char *name = test_service_name("spin");
-  test_gate gate = {test_event_new(), test_event_new()};
-  shmrpc_server_options server_options;
-  shmrpc_client_options options;
-  shmrpc_client *client = NULL;
-  shmrpc_server *server = NULL;
-  test_server_thread ts;
-  unsigned char byte = 0;
-  int64_t started, took;
-  (void)state;
-
-  shmrpc_server_options_init(&server_options);
-  server_options.spin_us = SHMRPC_MAX_SPIN_US + 1;
-  assert_int_equal(shmrpc_server_create(&server, name, &server_options),
-                   SHMRPC_EINVAL);
-  server_options.spin_us = INT32_MAX;
-  assert_int_equal(shmrpc_server_create(&server, name, &server_options),
-                   SHMRPC_EINVAL);
-  shmrpc_client_options_init(&options);
-  options.spin_us = SHMRPC_MAX_SPIN_US + 1;
-  assert_int_equal(shmrpc_client_open(&client, name, &options, 0),
-                   SHMRPC_EINVAL);
-
-  /* The longest spin, against a handler that blocks: a 5 ms timeout still
-   * ends the call long before the spin window twice over would. */
-  test_server_thread_start(&ts, name, 0, &gate);
-  options.spin_us = SHMRPC_MAX_SPIN_US;
-  assert_int_equal(shmrpc_client_open(&client, name, &options, T_READY_MS), 0);
-  started = test_now_ms();
-  assert_int_equal(shmrpc_call(client, T_GATE, &byte, 1, &byte, 1, NULL, 5),
-                   SHMRPC_ETIMEDOUT);
-  took = test_now_ms() - started;
-  print_message("a 5 ms call with a %d us spin window took %lld ms\n",
-                SHMRPC_MAX_SPIN_US, (long long)took);
-  assert_true(took >= 5);
-  test_event_set(gate.release);
-  shmrpc_client_close(client);
-  test_server_thread_stop(&ts);
-  test_event_free(gate.entered);
-  test_event_free(gate.release);
-}
-
-/* ---- Liveness ---------------------------------------------------------- */
-
-/* Reads "child PID" from a server started with "fork". */
-static pid_t read_child(test_proc *server) {
-  char line[64];
-  int pid = 0;
-  assert_true(test_proc_read_line(server, line, sizeof(line), T_READY_MS) > 0);
-  assert_int_equal(sscanf(line, "child %d", &pid), 1);
-  return (pid_t)pid;
-}
-
-/* A server that forked a helper (without exec) is killed: the child kept
- * every descriptor, yet callers learn at once that the server died, even
- * with an infinite timeout, and a new server starts at once. */
-static void test_fork_child_keeps_no_liveness(void **state) {
-  const char *name = test_service_name("fork");
-  const char *args[] = {"server", name, "4096", "fork", NULL};
-  shmrpc_service_info info;
-  shmrpc_server *next = NULL;
-  test_proc *server = NULL, *caller = NULL;
-  char line[128], slow_id[8];
-  pid_t child;
-  int64_t killed;
-  (void)state;
-
-  assert_int_equal(test_proc_spawn(&server, args), 0);
-  child = read_child(server);
-  test_read_expected(server, "ready");
-  snprintf(slow_id, sizeof(slow_id), "%d", T_SLOW);
-  {
-    const char *call[] = {"call", name, slow_id, "20000", "-1", NULL};
-    assert_int_equal(test_proc_spawn(&caller, call), 0);
-  }
-  test_read_expected(caller, "opened");
-  test_read_expected(server, "slow"); /* the handler runs */
-  killed = test_now_ms();
-  test_proc_kill(server);
-  assert_true(test_proc_read_line(caller, line, sizeof(line), T_EXIT_MS) > 0);
-  print_message("the caller learned of the death after %lld ms\n",
-                (long long)(test_now_ms() - killed));
-  assert_string_equal(line, "result SHMRPC_ESERVERDIED 0");
-  test_proc_free(caller);
-  assert_int_equal(kill(child, 0), 0); /* the child still lives */
-  assert_int_equal(shmrpc_service_query(name, 0, &info), 0);
-  assert_int_equal(info.alive, 0);
-  assert_int_equal(shmrpc_server_create(&next, name, NULL), 0);
-  shmrpc_server_destroy(next);
-  kill(child, SIGKILL);
-  test_proc_free(server);
-  assert_int_equal(test_service_objects_exist(name), 0);
-}
-
 /* forkcall NAME: opens NAME, forks; the child calls through the handle it
  * inherited (it reconnects as a client of its own), then the parent calls.
  * Prints "child CODE SUM" and "parent CODE SUM". */
@@ -803,17 +705,449 @@ static void test_truncated_calls_object(void **state) {
 }
 #endif /* !_WIN32 */
 
+#ifdef _WIN32
+/* ---- Windows: security descriptors and squatters ----------------------- */
+
+#include <aclapi.h>
+#include <sddl.h>
+#include <wchar.h>
+
+/* The kinds of named object a service is made of. */
+enum win_kind { WIN_SECTION, WIN_MUTEX, WIN_EVENT, WIN_SEMAPHORE };
+
+/* The objects of a two-lane service, as src/win32/ names them, and the
+ * rights others get on each (src/win32/service.c: others_rights). */
+static const struct {
+  const wchar_t *suffix;
+  enum win_kind kind;
+  ACCESS_MASK others;
+} win_objects[] = {
+    {L".map", WIN_SECTION, READ_CONTROL | SECTION_MAP_READ | SECTION_QUERY},
+    {L".calls", WIN_SECTION,
+     READ_CONTROL | SECTION_MAP_READ | SECTION_MAP_WRITE | SECTION_QUERY},
+    {L".alive", WIN_MUTEX, READ_CONTROL | MUTANT_QUERY_STATE},
+    {L".req", WIN_SEMAPHORE, READ_CONTROL | SEMAPHORE_MODIFY_STATE},
+    {L".lock0", WIN_MUTEX, READ_CONTROL | SYNCHRONIZE | MUTANT_QUERY_STATE},
+    {L".lock1", WIN_MUTEX, READ_CONTROL | SYNCHRONIZE | MUTANT_QUERY_STATE},
+    {L".resp0", WIN_EVENT, READ_CONTROL | SYNCHRONIZE | EVENT_MODIFY_STATE},
+    {L".resp1", WIN_EVENT, READ_CONTROL | SYNCHRONIZE | EVENT_MODIFY_STATE}};
+#define WIN_OBJECTS (sizeof(win_objects) / sizeof(win_objects[0]))
+#define WIN_MAP 0u
+#define WIN_CALLS 1u
+#define WIN_ALIVE 2u
+
+/* Local\shmrpc.NAME.SUFFIX; service names are ASCII (shmrpc_name_check). */
+static void win_object_name(wchar_t *out, size_t cap, const char *name,
+                            const wchar_t *suffix) {
+  static const wchar_t prefix[] = L"Local\\shmrpc.";
+  size_t used = 0, i;
+  assert_true(wcslen(prefix) + strlen(name) + wcslen(suffix) < cap);
+  for (i = 0; prefix[i] != L'\0'; i++)
+    out[used++] = prefix[i];
+  for (i = 0; name[i] != '\0'; i++)
+    out[used++] = (wchar_t)(unsigned char)name[i];
+  for (i = 0; suffix[i] != L'\0'; i++)
+    out[used++] = suffix[i];
+  out[used] = L'\0';
+}
+
+static HANDLE win_object_open(enum win_kind kind, const wchar_t *object,
+                              DWORD access) {
+  switch (kind) {
+  case WIN_SECTION:
+    return OpenFileMappingW(access, FALSE, object);
+  case WIN_MUTEX:
+    return OpenMutexW(access, FALSE, object);
+  case WIN_SEMAPHORE:
+    return OpenSemaphoreW(access, FALSE, object);
+  default:
+    return OpenEventW(access, FALSE, object);
+  }
+}
+
+/* The SID of this process's user (a static copy). */
+static PSID win_current_user(void) {
+  static union {
+    TOKEN_USER user;
+    unsigned char bytes[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
+  } info;
+  HANDLE token = NULL;
+  DWORD len = 0;
+  assert_true(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token));
+  assert_true(GetTokenInformation(token, TokenUser, &info, sizeof(info), &len));
+  CloseHandle(token);
+  return info.user.User.Sid;
+}
+
+/* Fails the test with the object and its descriptor if cond is false. */
+static void win_expect(int cond, const char *what, const char *name,
+                       size_t object, PSECURITY_DESCRIPTOR descriptor) {
+  if (!cond) {
+    char *text = NULL;
+    ConvertSecurityDescriptorToStringSecurityDescriptorA(
+        descriptor, SDDL_REVISION_1,
+        OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &text, NULL);
+    print_error("%s: object %ls of %s, descriptor %s\n", what,
+                win_objects[object].suffix, name, text != NULL ? text : "?");
+    fail();
+  }
+}
+
+/* Reads back the descriptor of every named object of a new service, for
+ * each access option: an explicit protected DACL (never a NULL one), owned
+ * by this user; the owner's ACE alone by default; one more ACE, for
+ * Authenticated Users (S-1-5-11) or Everyone (S-1-1-0), when access is
+ * widened, with exactly the rights a caller needs: read-only on the server
+ * section, query-only on the liveness token, never WRITE_DAC, WRITE_OWNER
+ * or DELETE. */
+static void test_access_descriptors(void **state) {
+  PSID user = win_current_user();
+  PSID wider[3] = {NULL, NULL, NULL};
+  int access;
+  (void)state;
+  assert_true(ConvertStringSidToSidW(L"S-1-5-11", &wider[SHMRPC_ACCESS_GROUP]));
+  assert_true(ConvertStringSidToSidW(L"S-1-1-0", &wider[SHMRPC_ACCESS_EVERYONE]));
+  for (access = SHMRPC_ACCESS_OWNER; access <= SHMRPC_ACCESS_EVERYONE;
+       access++) {
+    const char *name = test_service_name("sd");
+    shmrpc_server_options options;
+    shmrpc_server *server = NULL;
+    size_t i;
+    shmrpc_server_options_init(&options);
+    options.access = access;
+    options.lanes = 2;
+    assert_int_equal(shmrpc_server_create(&server, name, &options), 0);
+    for (i = 0; i < WIN_OBJECTS; i++) {
+      wchar_t object[160];
+      PSECURITY_DESCRIPTOR descriptor = NULL;
+      PSID owner = NULL;
+      PACL dacl = NULL;
+      SECURITY_DESCRIPTOR_CONTROL control = 0;
+      DWORD revision = 0, ace;
+      ACL_SIZE_INFORMATION acl;
+      unsigned user_aces = 0, wider_aces = 0;
+      HANDLE handle;
+      win_object_name(object, 160, name, win_objects[i].suffix);
+      handle = win_object_open(win_objects[i].kind, object, READ_CONTROL);
+      assert_non_null(handle);
+      assert_int_equal(GetSecurityInfo(handle, SE_KERNEL_OBJECT,
+                                       OWNER_SECURITY_INFORMATION |
+                                           DACL_SECURITY_INFORMATION,
+                                       &owner, NULL, &dacl, NULL, &descriptor),
+                       ERROR_SUCCESS);
+      assert_true(GetSecurityDescriptorControl(descriptor, &control, &revision));
+      win_expect((control & SE_DACL_PRESENT) != 0 && dacl != NULL,
+                 "no DACL, or a NULL DACL", name, i, descriptor);
+      win_expect((control & SE_DACL_PROTECTED) != 0, "a DACL that inherits",
+                 name, i, descriptor);
+      win_expect(owner != NULL && EqualSid(owner, user),
+                 "not owned by this user", name, i, descriptor);
+      assert_true(GetAclInformation(dacl, &acl, sizeof(acl), AclSizeInformation));
+      win_expect(acl.AceCount == (access == SHMRPC_ACCESS_OWNER ? 1u : 2u),
+                 "wrong number of ACEs", name, i, descriptor);
+      for (ace = 0; ace < acl.AceCount; ace++) {
+        void *entry = NULL;
+        const ACCESS_ALLOWED_ACE *allowed;
+        PSID sid;
+        assert_true(GetAce(dacl, ace, &entry));
+        allowed = entry;
+        win_expect(allowed->Header.AceType == ACCESS_ALLOWED_ACE_TYPE,
+                   "an ACE that does not allow", name, i, descriptor);
+        sid = (PSID)&allowed->SidStart;
+        if (EqualSid(sid, user)) {
+          user_aces++;
+        } else if (access != SHMRPC_ACCESS_OWNER &&
+                   EqualSid(sid, wider[access])) {
+          wider_aces++;
+          win_expect(allowed->Mask == win_objects[i].others,
+                     "the wider ACE grants other rights than a caller needs",
+                     name, i, descriptor);
+        } else {
+          win_expect(0, "an ACE for an unexpected SID", name, i, descriptor);
+        }
+      }
+      win_expect(user_aces == 1, "not one ACE for the owner", name, i,
+                 descriptor);
+      win_expect(wider_aces == (access == SHMRPC_ACCESS_OWNER ? 0u : 1u),
+                 "not one ACE for the wider group", name, i, descriptor);
+      LocalFree(descriptor);
+      CloseHandle(handle);
+    }
+    shmrpc_server_destroy(server);
+    assert_int_equal(test_service_objects_exist(name), 0);
+  }
+  LocalFree(wider[SHMRPC_ACCESS_GROUP]);
+  LocalFree(wider[SHMRPC_ACCESS_EVERYONE]);
+}
+
+/* Security attributes for a squatter's object, made from SDDL: owned by
+ * `owner` (this user when NULL), with a protected DACL that grants this
+ * user everything when grant_user is set, and no one anything otherwise.
+ * The descriptor is explicit because Wine gives an object made without one
+ * no owner at all. */
+static void win_squatter_attributes(SECURITY_ATTRIBUTES *attributes,
+                                    const wchar_t *owner, int grant_user) {
+  PSECURITY_DESCRIPTOR descriptor = NULL;
+  wchar_t *user = NULL, sddl[512];
+  assert_true(ConvertSidToStringSidW(win_current_user(), &user));
+  swprintf(sddl, 512, L"O:%lsD:P%ls%ls%ls", owner != NULL ? owner : user,
+           grant_user ? L"(A;;GA;;;" : L"", grant_user ? user : L"",
+           grant_user ? L")" : L"");
+  LocalFree(user);
+  assert_true(ConvertStringSecurityDescriptorToSecurityDescriptorW(
+      sddl, SDDL_REVISION_1, &descriptor, NULL));
+  attributes->nLength = sizeof(*attributes);
+  attributes->lpSecurityDescriptor = descriptor;
+  attributes->bInheritHandle = FALSE;
+}
+
+/* What each entry point answers while a squatter holds a name. */
+typedef struct squat_expect {
+  int create, open, clean;
+} squat_expect;
+
+static void win_expect_refused(const char *name, const squat_expect *expect) {
+  shmrpc_server *server = NULL;
+  shmrpc_client *client = NULL;
+  assert_int_equal(shmrpc_server_create(&server, name, NULL), expect->create);
+  assert_null(server);
+  assert_int_equal(shmrpc_client_open(&client, name, NULL, 0), expect->open);
+  assert_null(client);
+  assert_int_equal(shmrpc_service_clean(name, 0), expect->clean);
+}
+
+/* Something else under a service's names. The wrong kind of object is
+ * refused (SHMRPC_EPROTO); an object of ours whose DACL refuses us is
+ * SHMRPC_EACCES; an object another SID owns is another user's name
+ * (SHMRPC_EACCES for a server, SHMRPC_EUNTRUSTED for a client); a section
+ * of ours with garbage in it is a dead server's leftover, taken over. A
+ * refused server leaves nothing behind. */
+static void test_squatters_refused(void **state) {
+  wchar_t object[160];
+  size_t i;
+  (void)state;
+
+  /* The wrong kind under each of the names a server makes first. */
+  for (i = 0; i < 4; i++) {
+    const char *name = test_service_name("squat");
+    SECURITY_ATTRIBUTES attributes;
+    squat_expect expect;
+    HANDLE squatter;
+    win_object_name(object, 160, name, win_objects[i].suffix);
+    win_squatter_attributes(&attributes, NULL, 1);
+    squatter = win_objects[i].kind == WIN_MUTEX
+                   ? CreateEventW(&attributes, TRUE, TRUE, object)
+                   : CreateMutexW(&attributes, FALSE, object);
+    LocalFree(attributes.lpSecurityDescriptor);
+    assert_non_null(squatter);
+    expect.create = SHMRPC_EPROTO;
+    expect.open = i == WIN_MAP ? SHMRPC_EPROTO : SHMRPC_ENOSERVER;
+    expect.clean = i == WIN_MAP || i == WIN_ALIVE ? SHMRPC_EPROTO : 0;
+    win_expect_refused(name, &expect);
+    CloseHandle(squatter);
+    assert_int_equal(test_service_objects_exist(name), 0);
+  }
+
+  /* Ours, but its DACL grants us nothing. */
+  for (i = 0; i < 2; i++) {
+    const char *name = test_service_name("squat");
+    static const squat_expect expect = {SHMRPC_EACCES, SHMRPC_EACCES,
+                                        SHMRPC_EACCES};
+    SECURITY_ATTRIBUTES attributes;
+    HANDLE squatter;
+    win_object_name(object, 160, name, win_objects[i == 0 ? WIN_MAP : WIN_ALIVE]
+                                           .suffix);
+    win_squatter_attributes(&attributes, NULL, 0);
+    squatter = i == 0 ? CreateFileMappingW(INVALID_HANDLE_VALUE, &attributes,
+                                           PAGE_READWRITE, 0, 4096, object)
+                      : CreateMutexW(&attributes, FALSE, object);
+    LocalFree(attributes.lpSecurityDescriptor);
+    assert_non_null(squatter);
+    if (i == 0) {
+      win_expect_refused(name, &expect);
+    } else {
+      shmrpc_server *server = NULL;
+      assert_int_equal(shmrpc_server_create(&server, name, NULL),
+                       SHMRPC_EACCES);
+    }
+    CloseHandle(squatter);
+    assert_int_equal(test_service_objects_exist(name), 0);
+  }
+
+  /* Another SID's, though its DACL lets us in. Making an object for
+   * another owner needs SeRestorePrivilege on Windows; Wine allows it. */
+  {
+    const char *name = test_service_name("squat");
+    SECURITY_ATTRIBUTES attributes;
+    HANDLE squatter;
+    DWORD error;
+    win_object_name(object, 160, name, win_objects[WIN_MAP].suffix);
+    /* S-1-5-21-1-2-3-4242: a local account that is not us. */
+    win_squatter_attributes(&attributes, L"S-1-5-21-1-2-3-4242", 1);
+    squatter = CreateFileMappingW(INVALID_HANDLE_VALUE, &attributes,
+                                  PAGE_READWRITE, 0, 4096, object);
+    error = GetLastError();
+    LocalFree(attributes.lpSecurityDescriptor);
+    if (squatter == NULL && error == ERROR_INVALID_OWNER) {
+      print_message("not checked: this system refuses to make an object "
+                    "for another owner\n");
+    } else {
+      shmrpc_server *server = NULL;
+      shmrpc_client *client = NULL;
+      assert_non_null(squatter);
+      assert_int_equal(shmrpc_server_create(&server, name, NULL),
+                       SHMRPC_EACCES);
+      assert_int_equal(shmrpc_client_open(&client, name, NULL, 0),
+                       SHMRPC_EUNTRUSTED);
+      CloseHandle(squatter);
+    }
+    assert_int_equal(test_service_objects_exist(name), 0);
+  }
+
+  /* Garbage in a section of ours: a dead server's leftover, taken over. */
+  {
+    const char *name = test_service_name("squat");
+    SECURITY_ATTRIBUTES attributes;
+    shmrpc_server *server = NULL;
+    shmrpc_client *client = NULL;
+    unsigned char *view;
+    HANDLE squatter;
+    win_object_name(object, 160, name, win_objects[WIN_CALLS].suffix);
+    win_squatter_attributes(&attributes, NULL, 1);
+    squatter = CreateFileMappingW(INVALID_HANDLE_VALUE, &attributes,
+                                  PAGE_READWRITE, 0, 4u << 20, object);
+    LocalFree(attributes.lpSecurityDescriptor);
+    assert_non_null(squatter);
+    view = MapViewOfFile(squatter, FILE_MAP_WRITE, 0, 0, 0);
+    assert_non_null(view);
+    memset(view, 0x41, 4u << 20);
+    assert_int_equal(shmrpc_server_create(&server, name, NULL), 0);
+    assert_int_equal(view[0], 0); /* zeroed for the new server */
+    assert_int_equal(shmrpc_client_open(&client, name, NULL, T_READY_MS), 0);
+    shmrpc_client_close(client);
+    shmrpc_server_destroy(server);
+    UnmapViewOfFile(view);
+    CloseHandle(squatter);
+    assert_int_equal(test_service_objects_exist(name), 0);
+  }
+}
+#endif /* _WIN32 */
+
+/* ---- Spinning ---------------------------------------------------------- */
+
+/* The spin window is capped, and a spinning caller keeps its deadline. */
+static void test_spin_bounds(void **state) {
+  const char *name = test_service_name("spin");
+  test_gate gate = {test_event_new(), test_event_new()};
+  shmrpc_server_options server_options;
+  shmrpc_client_options options;
+  shmrpc_client *client = NULL;
+  shmrpc_server *server = NULL;
+  test_server_thread ts;
+  unsigned char byte = 0;
+  int64_t started, took;
+  (void)state;
+
+  shmrpc_server_options_init(&server_options);
+  server_options.spin_us = SHMRPC_MAX_SPIN_US + 1;
+  assert_int_equal(shmrpc_server_create(&server, name, &server_options),
+                   SHMRPC_EINVAL);
+  server_options.spin_us = INT32_MAX;
+  assert_int_equal(shmrpc_server_create(&server, name, &server_options),
+                   SHMRPC_EINVAL);
+  shmrpc_client_options_init(&options);
+  options.spin_us = SHMRPC_MAX_SPIN_US + 1;
+  assert_int_equal(shmrpc_client_open(&client, name, &options, 0),
+                   SHMRPC_EINVAL);
+
+  /* The longest spin, against a handler that blocks: a 5 ms timeout still
+   * ends the call long before the spin window twice over would. */
+  test_server_thread_start(&ts, name, 0, &gate);
+  options.spin_us = SHMRPC_MAX_SPIN_US;
+  assert_int_equal(shmrpc_client_open(&client, name, &options, T_READY_MS), 0);
+  started = test_now_ms();
+  assert_int_equal(shmrpc_call(client, T_GATE, &byte, 1, &byte, 1, NULL, 5),
+                   SHMRPC_ETIMEDOUT);
+  took = test_now_ms() - started;
+  print_message("a 5 ms call with a %d us spin window took %lld ms\n",
+                SHMRPC_MAX_SPIN_US, (long long)took);
+  assert_true(took >= 5);
+  test_event_set(gate.release);
+  shmrpc_client_close(client);
+  test_server_thread_stop(&ts);
+  test_event_free(gate.entered);
+  test_event_free(gate.release);
+}
+
+/* ---- Liveness ---------------------------------------------------------- */
+
+/* Reads "child PID" from a server started with "fork". */
+static int read_child(test_proc *server) {
+  char line[64];
+  int pid = 0;
+  assert_true(test_proc_read_line(server, line, sizeof(line), T_READY_MS) > 0);
+  assert_int_equal(sscanf(line, "child %d", &pid), 1);
+  return pid;
+}
+
+/* A server that started a helper that inherited all it could (fork()
+ * without exec on POSIX, CreateProcess with inheritance on Windows) is
+ * killed: yet callers learn at once that the server died, even with an
+ * infinite timeout, and a new server starts at once. */
+static void test_fork_child_keeps_no_liveness(void **state) {
+  const char *name = test_service_name("fork");
+  const char *args[] = {"server", name, "4096", "fork", NULL};
+  shmrpc_service_info info;
+  shmrpc_server *next = NULL;
+  test_proc *server = NULL, *caller = NULL;
+  char line[128], slow_id[8];
+  int child, rc;
+  int64_t killed;
+  (void)state;
+
+  assert_int_equal(test_proc_spawn(&server, args), 0);
+  child = read_child(server);
+  test_read_expected(server, "ready");
+  snprintf(slow_id, sizeof(slow_id), "%d", T_SLOW);
+  {
+    const char *call[] = {"call", name, slow_id, "20000", "-1", NULL};
+    assert_int_equal(test_proc_spawn(&caller, call), 0);
+  }
+  test_read_expected(caller, "opened");
+  test_read_expected(server, "slow"); /* the handler runs */
+  killed = test_now_ms();
+  test_proc_kill(server);
+  assert_true(test_proc_read_line(caller, line, sizeof(line), T_EXIT_MS) > 0);
+  print_message("the caller learned of the death after %lld ms\n",
+                (long long)(test_now_ms() - killed));
+  assert_string_equal(line, "result SHMRPC_ESERVERDIED 0");
+  test_proc_free(caller);
+  assert_true(test_pid_alive(child)); /* the child still lives */
+  /* Dead, or (Windows) gone with the last handle. */
+  rc = shmrpc_service_query(name, 0, &info);
+  assert_true(rc == SHMRPC_ENOSERVER || (rc == 0 && info.alive == 0));
+  assert_int_equal(shmrpc_server_create(&next, name, NULL), 0);
+  shmrpc_server_destroy(next);
+  test_pid_kill(child);
+  test_proc_free(server);
+  assert_int_equal(test_service_objects_exist(name), 0);
+}
+
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-#ifndef _WIN32
+      cmocka_unit_test(test_spin_bounds),
+      cmocka_unit_test(test_fork_child_keeps_no_liveness),
+#ifdef _WIN32
+      cmocka_unit_test(test_access_descriptors),
+      cmocka_unit_test(test_squatters_refused),
+#else
       cmocka_unit_test(test_access_modes),
       cmocka_unit_test(test_other_user),
       cmocka_unit_test(test_cross_user_service),
       cmocka_unit_test(test_squatters_refused),
       cmocka_unit_test(test_destroy_never_blocks),
       cmocka_unit_test(test_error_messages),
-      cmocka_unit_test(test_spin_bounds),
-      cmocka_unit_test(test_fork_child_keeps_no_liveness),
       cmocka_unit_test(test_fork_client),
       cmocka_unit_test(test_locks_cannot_fake_liveness),
       cmocka_unit_test(test_small_dev_shm),
