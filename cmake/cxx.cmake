@@ -1,0 +1,50 @@
+# C++: the header-only include/shmrpc.hpp needs no compiled code, but its
+# tests and the C++ sample do. They are built when a C++ compiler exists
+# (a C-only machine still builds everything else).
+#
+# SHMRPC_CXX_OTHER_COMPILER: the suite also builds the C++ tests with a
+# second compiler (g++ next to clang++, or the reverse), in a nested build
+# of this project under ${CMAKE_BINARY_DIR}/cxx-other, so both compilers
+# see the header with warnings as errors. Empty disables it.
+include(CheckLanguage)
+check_language(CXX)
+if(CMAKE_CXX_COMPILER)
+  enable_language(CXX)
+  set(CMAKE_CXX_STANDARD 17)
+  set(CMAKE_CXX_STANDARD_REQUIRED ON)
+  set(CMAKE_CXX_EXTENSIONS OFF)
+  set(CMAKE_CXX_VISIBILITY_PRESET hidden)
+  set(SHMRPC_HAVE_CXX ON)
+  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    set(shmrpc_cxx_warnings -Wall -Wextra -Wpedantic -Wshadow)
+    if(SHMRPC_WERROR)
+      list(APPEND shmrpc_cxx_warnings -Werror)
+    endif()
+  elseif(MSVC)
+    set(shmrpc_cxx_warnings /W4)
+    if(SHMRPC_WERROR)
+      list(APPEND shmrpc_cxx_warnings /WX)
+    endif()
+  endif()
+else()
+  set(SHMRPC_HAVE_CXX OFF)
+  message(STATUS "shmrpc: no C++ compiler: the C++ tests and sample are not built")
+endif()
+
+# The other compiler pair, for the nested build (not when cross-compiling,
+# and not in a sanitizer build, whose point is the sanitizer).
+set(shmrpc_other_default "")
+if(SHMRPC_HAVE_CXX AND NOT CMAKE_CROSSCOMPILING AND NOT CMAKE_C_FLAGS MATCHES "-fsanitize")
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    find_program(SHMRPC_FOUND_OTHER_CXX NAMES clang++)
+    find_program(SHMRPC_FOUND_OTHER_CC NAMES clang)
+  elseif(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    find_program(SHMRPC_FOUND_OTHER_CXX NAMES g++)
+    find_program(SHMRPC_FOUND_OTHER_CC NAMES gcc)
+  endif()
+  if(SHMRPC_FOUND_OTHER_CXX AND SHMRPC_FOUND_OTHER_CC)
+    set(shmrpc_other_default "${SHMRPC_FOUND_OTHER_CC};${SHMRPC_FOUND_OTHER_CXX}")
+  endif()
+endif()
+set(SHMRPC_CXX_OTHER_COMPILER "${shmrpc_other_default}" CACHE STRING
+  "C and C++ compilers (a list of two) that also build the C++ tests; empty: none")
