@@ -203,3 +203,13 @@ def test_closed_handles_refuse_calls():
         client.close()  # twice is fine
         with pytest.raises(ValueError):
             client.call(1)
+
+
+def test_package_version_is_the_library_version():
+    import os
+    import re
+    pyproject = os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "pyproject.toml")
+    with open(pyproject, encoding="utf-8") as f:
+        version = re.search(r'^version = "([^"]+)"', f.read(), re.M).group(1)
+    assert version == shmrpc.__version__
