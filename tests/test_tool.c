@@ -779,11 +779,146 @@ static void test_clean(void **state) {
 }
 #endif
 
+/* ---- shmrpc call -------------------------------------------------------- */
+
+/* call by name and by id: the request made of int64s, strings, text, hex
+ * or a file, the answer printed as int64s, strings, text, hex or raw. */
+static void test_call_formats(void **state) {
+  const char *name = test_service_name("call");
+  char file_name[64];
+  test_server_thread ts;
+  tool_run run;
+  FILE *file;
+  (void)state;
+
+  test_server_thread_start(&ts, name, 4096, NULL);
+  /* T_ADD sums two little-endian u64: int64s by name and by id. */
+  run_tool(&run, 0, "call %s add 40 2", name);
+  assert_int_equal(run.exit_code, 0);
+  assert_string_equal(run.out, "42\n");
+  run_tool(&run, 0, "call %s %d -- -7 2", name, T_ADD);
+  assert_int_equal(run.exit_code, 0);
+  assert_string_equal(run.out, "-5\n");
+  run_tool(&run, 0, "call %s 0x2 -7 2", name); /* negative without -- */
+  assert_string_equal(run.out, "-5\n");
+
+  /* T_ECHO answers the request: each format both ways. */
+  run_tool(&run, 0, "call %s echo 1 -1", name);
+  assert_string_equal(run.out, "1 -1\n");
+  run_tool(&run, 0, "call %s echo --in str one two", name);
+  assert_string_equal(run.out, "one\ntwo\n");
+  run_tool(&run, 0, "call %s echo --in str --out hex ab", name);
+  assert_string_equal(run.out, "020000006162\n");
+  run_tool(&run, 0, "call %s echo --in text hello", name);
+  assert_string_equal(run.out, "hello\n");
+  run_tool(&run, 0, "call %s echo --in hex 'de ad:BE' ef", name);
+  assert_string_equal(run.out, "deadbeef\n");
+  run_tool(&run, 0, "call %s echo --in hex --out text 41000a", name);
+  assert_string_equal(run.out, "A\\x00\\x0a\n"); /* escaped, not raw */
+  run_tool(&run, 0, "call %s echo --in hex --out raw 414243", name);
+  assert_int_equal(run.len, 3);
+  assert_memory_equal(run.out, "ABC", 3);
+  run_tool(&run, 0, "call %s echo", name); /* no ARGS: empty request */
+  assert_int_equal(run.exit_code, 0);
+  assert_string_equal(run.out, "");
+
+  snprintf(file_name, sizeof(file_name), "%s.request", name);
+  file = fopen(file_name, "wb");
+  assert_non_null(file);
+  assert_int_equal(fwrite("\x01\x02\x03", 1, 3, file), 3);
+  assert_int_equal(fclose(file), 0);
+  run_tool(&run, 0, "call %s echo --in file %s", name, file_name);
+  assert_int_equal(run.exit_code, 0);
+  assert_string_equal(run.out, "010203\n");
+  assert_int_equal(remove(file_name), 0);
+
+  /* The built-in ping, by its id. */
+  run_tool(&run, 0, "call %s 0xffff0000 --in text ping", name);
+  assert_string_equal(run.out, "ping\n");
+
+  run_tool(&run, 0, "call --json %s add 40 2", name);
+  assert_int_equal(run.exit_code, 0);
+  {
+    char expected[256];
+    snprintf(expected, sizeof(expected),
+             "{\"name\":\"%s\",\"method\":{\"id\":2,\"name\":\"add\"},"
+             "\"request_bytes\":16,\"answer_bytes\":8,"
+             "\"hex\":\"2a00000000000000\",\"i64\":[42]}\n",
+             name);
+    assert_string_equal(run.out, expected);
+  }
+  run_tool(&run, 0, "call --json %s 1 --in str x", name);
+  expect_contains(run.out, "\"str\":[\"x\"]}");
+  test_server_thread_stop(&ts);
+}
+
+/* A handler's failure is exit code 3 with its code and message; every
+ * other failure exits 1 or 2 with one line. */
+static void test_call_errors(void **state) {
+  const char *name = test_service_name("callerr");
+  const char *missing = test_service_name("callmissing");
+  char expected[256];
+  test_server_thread ts;
+  tool_run run;
+  (void)state;
+
+  test_server_thread_start(&ts, name, 4096, NULL);
+  run_tool(&run, 1, "call %s fail", name);
+  expect_error(&run, 3);
+  snprintf(expected, sizeof(expected),
+           "shmrpc: call: %s fail: application error %d: %s\n", name,
+           T_FAIL_CODE, T_FAIL_MESSAGE);
+  assert_string_equal(run.out, expected);
+  run_tool(&run, 0, "call --json %s %d", name, T_FAIL);
+  assert_int_equal(run.exit_code, 3);
+  snprintf(expected, sizeof(expected),
+           "{\"name\":\"%s\",\"method\":{\"id\":4},\"error\":\"SHMRPC_EAPP\","
+           "\"app_code\":%d,\"app_message\":\"%s\"}\n",
+           name, T_FAIL_CODE, T_FAIL_MESSAGE);
+  assert_string_equal(run.out, expected);
+
+  run_tool(&run, 1, "call %s frobnicate", name);
+  expect_error(&run, 1);
+  expect_contains(run.out, "no method named 'frobnicate'");
+  run_tool(&run, 1, "call %s 999", name);
+  expect_error(&run, 1);
+  expect_contains(run.out, "SHMRPC_ENOMETHOD");
+  run_tool(&run, 1, "call %s echo --in text --out i64 abc", name);
+  expect_error(&run, 1);
+  expect_contains(run.out, "try --out hex");
+  run_tool(&run, 1, "call %s echo --in hex abc", name);
+  expect_error(&run, 2);
+  run_tool(&run, 1, "call %s echo x", name);
+  expect_error(&run, 2);
+  run_tool(&run, 1, "call %s echo --in file", name);
+  expect_error(&run, 2);
+  run_tool(&run, 1, "call %s echo --in bogus", name);
+  expect_error(&run, 2);
+  run_tool(&run, 1, "call %s echo --out file", name);
+  expect_error(&run, 2);
+  run_tool(&run, 1, "call %s 4294967296", name);
+  expect_error(&run, 2);
+  run_tool(&run, 1, "call %s", name);
+  expect_error(&run, 2);
+  expect_contains(run.out, "missing METHOD");
+  run_tool(&run, 0, "call --help");
+  assert_int_equal(run.exit_code, 0);
+  expect_contains(run.out, "usage: shmrpc call");
+  run_tool(&run, 0, "--help");
+  expect_contains(run.out, "  3  call: the method's handler failed");
+  test_server_thread_stop(&ts);
+
+  run_tool(&run, 1, "call %s add 1 2 --timeout 0", missing);
+  expect_error(&run, 1);
+  expect_contains(run.out, missing);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exit_codes), cmocka_unit_test(test_list),
       cmocka_unit_test(test_stat),       cmocka_unit_test(test_ping),
       cmocka_unit_test(test_methods),    cmocka_unit_test(test_clean),
+      cmocka_unit_test(test_call_formats), cmocka_unit_test(test_call_errors),
   };
   int helper;
   test_proc_init(argv[0]);
