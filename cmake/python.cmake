@@ -77,3 +77,4 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/python/shmrpc
 install(FILES ${PROJECT_BINARY_DIR}/python/_installed.py
   DESTINATION ${SHMRPC_PYTHON_INSTALL_DIR}/shmrpc
   COMPONENT Python)
+message(STATUS "shmrpc: the Python package installs into <prefix>/${SHMRPC_PYTHON_INSTALL_DIR}")
