@@ -14,7 +14,6 @@
 #include <csetjmp>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 extern "C" {
@@ -29,21 +28,25 @@ using std::int64_t;
 
 namespace {
 
-/* A shmrpc::server running run() on a std::thread until the object dies. */
+/* A shmrpc::server running run() on a thread until the object dies. The
+ * thread is the tests' own (proc.h), not std::thread: MinGW's win32 thread
+ * model has none. */
 class served {
 public:
-  explicit served(shmrpc::server &server)
-      : server_(server), thread_([this] { server_.run(); }) {}
+  explicit served(shmrpc::server &server) : server_(server) {
+    assert_int_equal(test_thread_start(&thread_, &served::serve, this), 0);
+  }
   ~served() {
     server_.stop();
-    thread_.join();
+    test_thread_join(thread_);
   }
   served(const served &) = delete;
   served &operator=(const served &) = delete;
 
 private:
+  static void serve(void *self) { static_cast<served *>(self)->server_.run(); }
   shmrpc::server &server_;
-  std::thread thread_;
+  test_thread *thread_ = nullptr;
 };
 
 /* Runs fn and returns the shmrpc::error it throws; fails if it throws none
@@ -54,7 +57,7 @@ template <class F> shmrpc::error expect_error(F &&fn) {
   } catch (const shmrpc::error &e) {
     return e;
   }
-  fail_msg("no shmrpc::error was thrown");
+  fail_msg("%s", "no shmrpc::error was thrown");
   return shmrpc::error(0);
 }
 
@@ -196,7 +199,7 @@ void test_server_and_client(void **) {
   /* The handler's app_error arrives with its code and message. */
   try {
     client.call(1, shmrpc::pack(INT64_MAX, int64_t{1}));
-    fail_msg("overflow did not throw");
+    fail_msg("%s", "overflow did not throw");
   } catch (const shmrpc::app_error &e) {
     assert_int_equal(e.code(), SHMRPC_EAPP);
     assert_int_equal(e.app_code(), 2);
@@ -290,7 +293,7 @@ void test_cross_process(void **) {
         test_get_u64(reinterpret_cast<const unsigned char *>(sum.data())), 42);
     try {
       client.call(T_FAIL, {}, T_EXIT_MS);
-      fail_msg("T_FAIL did not throw");
+      fail_msg("%s", "T_FAIL did not throw");
     } catch (const shmrpc::app_error &e) {
       assert_int_equal(e.app_code(), T_FAIL_CODE);
       assert_string_equal(e.app_message().c_str(), T_FAIL_MESSAGE);

@@ -811,7 +811,7 @@ static void test_call_formats(void **state) {
   assert_string_equal(run.out, "020000006162\n");
   run_tool(&run, 0, "call %s echo --in text hello", name);
   assert_string_equal(run.out, "hello\n");
-  run_tool(&run, 0, "call %s echo --in hex 'de ad:BE' ef", name);
+  run_tool(&run, 0, "call %s echo --in hex de:ad:BE ef", name);
   assert_string_equal(run.out, "deadbeef\n");
   run_tool(&run, 0, "call %s echo --in hex --out text 41000a", name);
   assert_string_equal(run.out, "A\\x00\\x0a\n"); /* escaped, not raw */

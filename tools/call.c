@@ -7,6 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _WIN32
+#include <fcntl.h>
+#include <io.h>
+#endif
+
 #include "shmrpc.h"
 #include "shmrpc_payload.h"
 #include "tool.h"
@@ -106,11 +111,23 @@ static int hex_digit(int c) {
   return -1;
 }
 
+/* Bytes through stdin or stdout unchanged: Windows' text mode would turn
+ * "\n" into "\r\n" and stop at ^Z. */
+static void binary_mode(FILE *stream) {
+#ifdef _WIN32
+  _setmode(_fileno(stream), _O_BINARY);
+#else
+  (void)stream;
+#endif
+}
+
 static int read_file(const char *path, bytes *out) {
   FILE *file = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
   unsigned char chunk[4096];
   size_t n;
   int rc = 0;
+  if (file == stdin)
+    binary_mode(stdin);
   if (file == NULL) {
     tool_error("call", "cannot open '%s': %s", path, strerror(errno));
     return TOOL_EXIT_USAGE;
@@ -336,6 +353,8 @@ static void print_answer(enum format out,
     putchar('\n');
     break;
   case FORMAT_RAW:
+    fflush(stdout);
+    binary_mode(stdout);
     fwrite(answer, 1, len, stdout);
     break;
   default:
