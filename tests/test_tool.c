@@ -784,8 +784,21 @@ static void test_clean(void **state) {
 /* call by name and by id: the request made of int64s, strings, text, hex
  * or a file, the answer printed as int64s, strings, text, hex or raw. */
 static void test_call_formats(void **state) {
+  static const struct {
+    const char *args;    /* after "call NAME echo" */
+    const char *printed; /* the answer as printed */
+  } echo_cases[] = {
+      {"1 -1", "1 -1\n"},
+      {"--in str one two", "one\ntwo\n"},
+      {"--in str --out hex ab", "020000006162\n"},
+      {"--in text hello", "hello\n"},
+      {"--in hex de:ad:BE ef", "deadbeef\n"},
+      {"--in hex --out text 41000a", "A\\x00\\x0a\n"}, /* escaped, not raw */
+      {"", ""}, /* no ARGS: an empty request, an empty answer */
+  };
   const char *name = test_service_name("call");
   char file_name[64];
+  size_t i;
   test_server_thread ts;
   tool_run run;
   FILE *file;
@@ -803,24 +816,14 @@ static void test_call_formats(void **state) {
   assert_string_equal(run.out, "-5\n");
 
   /* T_ECHO answers the request: each format both ways. */
-  run_tool(&run, 0, "call %s echo 1 -1", name);
-  assert_string_equal(run.out, "1 -1\n");
-  run_tool(&run, 0, "call %s echo --in str one two", name);
-  assert_string_equal(run.out, "one\ntwo\n");
-  run_tool(&run, 0, "call %s echo --in str --out hex ab", name);
-  assert_string_equal(run.out, "020000006162\n");
-  run_tool(&run, 0, "call %s echo --in text hello", name);
-  assert_string_equal(run.out, "hello\n");
-  run_tool(&run, 0, "call %s echo --in hex de:ad:BE ef", name);
-  assert_string_equal(run.out, "deadbeef\n");
-  run_tool(&run, 0, "call %s echo --in hex --out text 41000a", name);
-  assert_string_equal(run.out, "A\\x00\\x0a\n"); /* escaped, not raw */
+  for (i = 0; i < sizeof(echo_cases) / sizeof(echo_cases[0]); i++) {
+    run_tool(&run, 0, "call %s echo %s", name, echo_cases[i].args);
+    assert_int_equal(run.exit_code, 0);
+    assert_string_equal(run.out, echo_cases[i].printed);
+  }
   run_tool(&run, 0, "call %s echo --in hex --out raw 414243", name);
   assert_int_equal(run.len, 3);
   assert_memory_equal(run.out, "ABC", 3);
-  run_tool(&run, 0, "call %s echo", name); /* no ARGS: empty request */
-  assert_int_equal(run.exit_code, 0);
-  assert_string_equal(run.out, "");
 
   snprintf(file_name, sizeof(file_name), "%s.request", name);
   file = fopen(file_name, "wb");

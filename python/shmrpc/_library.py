@@ -113,3 +113,30 @@ def timeout_ms(seconds):
                          % (seconds,))
     ms = int(-(-seconds * 1000 // 1))  # ceil without importing math
     return min(ms, 2**31 - 1)
+
+
+class Handle:
+    """Owns one C handle: close() (or leaving a with block, or garbage
+    collection) releases it once with the C function `_release` names."""
+
+    _release = None  # a function of lib, set by the subclass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+    def close(self):
+        handle = getattr(self, "_handle", None)
+        if handle:
+            getattr(lib, self._release)(handle)
+            self._handle = ctypes.c_void_p()
+
+    def _live(self):
+        if not getattr(self, "_handle", None):
+            raise ValueError("shmrpc.%s: closed" % type(self).__name__)
+        return self._handle

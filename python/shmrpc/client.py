@@ -3,12 +3,12 @@ import ctypes
 import threading
 
 from . import _library
-from ._library import lib, timeout_ms
+from ._library import Handle, lib, timeout_ms
 from .errors import ApplicationError, codes, error_class, raise_for
 from .payload import Reader
 
 
-class Client:
+class Client(Handle):
     """A connection to service `name`.
 
     timeout: seconds to wait for the server to appear, and the default
@@ -18,6 +18,8 @@ class Client:
     Use it as a context manager, or call close(). One thread at a time per
     client (the C library's rule for now); open one per thread.
     """
+
+    _release = "shmrpc_client_close"
 
     def __init__(self, name, timeout=5.0):
         self.name = name
@@ -29,30 +31,10 @@ class Client:
                                          name.encode(), None,
                                          timeout_ms(timeout)))
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
-
-    def close(self):
-        handle = getattr(self, "_handle", None)
-        if handle:
-            lib.shmrpc_client_close(handle)
-            self._handle = ctypes.c_void_p()
-
     @property
     def capacity(self):
         """The slot capacity of the service, in bytes."""
         return lib.shmrpc_client_capacity(self._live())
-
-    def _live(self):
-        if not self._handle:
-            raise ValueError("shmrpc.Client: closed")
-        return self._handle
 
     def _buffer(self, size):
         # An answer fits the slot: one buffer of its capacity per thread,

@@ -1,7 +1,7 @@
 """shmrpc.Server: publishes a service whose methods are Python functions."""
 import ctypes
 
-from ._library import HANDLER, lib, timeout_ms
+from ._library import HANDLER, Handle, lib, timeout_ms
 from .errors import ApplicationError, Error, codes, raise_for
 
 # How long run() waits in C before it returns to Python, so that a Python
@@ -36,7 +36,7 @@ def _options(capacity, access):
     return buf
 
 
-class Server:
+class Server(Handle):
     """Service `name`, published as soon as it is created.
 
         server = shmrpc.Server("calc")
@@ -53,6 +53,8 @@ class Server:
     Use it as a context manager, or call close(): that removes every name.
     """
 
+    _release = "shmrpc_server_destroy"
+
     def __init__(self, name, capacity=None, access=None):
         self.name = name
         self._handle = ctypes.c_void_p()
@@ -62,27 +64,6 @@ class Server:
         raise_for(lib.shmrpc_server_create(ctypes.byref(self._handle),
                                            name.encode(),
                                            _options(capacity, access)))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
-
-    def close(self):
-        """Stops serving and removes every name of the service."""
-        handle = getattr(self, "_handle", None)
-        if handle:
-            lib.shmrpc_server_destroy(handle)
-            self._handle = ctypes.c_void_p()
-
-    def _live(self):
-        if not self._handle:
-            raise ValueError("shmrpc.Server: closed")
-        return self._handle
 
     def method(self, method_id, name=None):
         """Decorator: registers fn(request: bytes) as method `method_id`
