@@ -2,7 +2,7 @@
 # tests and the C++ sample do. They are built when a C++ compiler exists
 # (a C-only machine still builds everything else).
 #
-# SHMRPC_CXX_OTHER_COMPILER: the suite also builds the C++ tests with a
+# SHMRPC_CXX_OTHER_COMPILER (default auto): the suite also builds the C++ tests with a
 # second compiler (g++ next to clang++, or the reverse), in a nested build
 # of this project under ${CMAKE_BINARY_DIR}/cxx-other, so both compilers
 # see the header with warnings as errors. Empty disables it.
@@ -24,19 +24,27 @@ else()
 endif()
 
 # The other compiler pair, for the nested build (not when cross-compiling,
-# and not in a sanitizer build, whose point is the sanitizer).
-set(shmrpc_other_default "")
-if(SHMRPC_HAVE_CXX AND NOT CMAKE_CROSSCOMPILING AND NOT CMAKE_C_FLAGS MATCHES "-fsanitize")
-  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
-    find_program(SHMRPC_FOUND_OTHER_CXX NAMES clang++)
-    find_program(SHMRPC_FOUND_OTHER_CC NAMES clang)
-  elseif(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
-    find_program(SHMRPC_FOUND_OTHER_CXX NAMES g++)
-    find_program(SHMRPC_FOUND_OTHER_CC NAMES gcc)
-  endif()
-  if(SHMRPC_FOUND_OTHER_CXX AND SHMRPC_FOUND_OTHER_CC)
-    set(shmrpc_other_default "${SHMRPC_FOUND_OTHER_CC};${SHMRPC_FOUND_OTHER_CXX}")
+# and not in a sanitizer build, whose point is the sanitizer). "auto" looks
+# for it at each configure, so installing clang later is enough.
+set(SHMRPC_CXX_OTHER_COMPILER auto CACHE STRING
+  "C and C++ compilers (a list of two) that also build the C++ tests; auto: find them; empty: none")
+set(shmrpc_other_compilers "${SHMRPC_CXX_OTHER_COMPILER}")
+if(shmrpc_other_compilers STREQUAL "auto")
+  set(shmrpc_other_compilers "")
+  if(SHMRPC_HAVE_CXX AND NOT CMAKE_CROSSCOMPILING AND NOT CMAKE_C_FLAGS MATCHES "-fsanitize")
+    unset(SHMRPC_FOUND_OTHER_CXX CACHE)
+    unset(SHMRPC_FOUND_OTHER_CC CACHE)
+    if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+      find_program(SHMRPC_FOUND_OTHER_CXX NAMES clang++)
+      find_program(SHMRPC_FOUND_OTHER_CC NAMES clang)
+    elseif(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+      find_program(SHMRPC_FOUND_OTHER_CXX NAMES g++)
+      find_program(SHMRPC_FOUND_OTHER_CC NAMES gcc)
+    endif()
+    if(SHMRPC_FOUND_OTHER_CXX AND SHMRPC_FOUND_OTHER_CC)
+      set(shmrpc_other_compilers "${SHMRPC_FOUND_OTHER_CC};${SHMRPC_FOUND_OTHER_CXX}")
+    else()
+      message(STATUS "shmrpc: no second C++ compiler (clang++ or g++): the C++ tests are built once")
+    endif()
   endif()
 endif()
-set(SHMRPC_CXX_OTHER_COMPILER "${shmrpc_other_default}" CACHE STRING
-  "C and C++ compilers (a list of two) that also build the C++ tests; empty: none")
