@@ -15,6 +15,11 @@ if(CMAKE_CXX_COMPILER)
   set(CMAKE_CXX_EXTENSIONS OFF)
   set(CMAKE_CXX_VISIBILITY_PRESET hidden)
   set(SHMRPC_HAVE_CXX ON)
+  # MinGW's C++ runtime is a set of DLLs (libstdc++-6, libgcc_s_seh-1) that
+  # a Windows machine or a Wine prefix does not have: link it in.
+  if(MINGW)
+    string(APPEND CMAKE_EXE_LINKER_FLAGS " -static-libgcc -static-libstdc++")
+  endif()
   # The C warnings (and -Werror) minus the one that means nothing in C++.
   set(shmrpc_cxx_warnings ${shmrpc_warnings})
   list(REMOVE_ITEM shmrpc_cxx_warnings -Wstrict-prototypes)
