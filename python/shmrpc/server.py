@@ -51,6 +51,8 @@ class Server(Handle):
     capacity: bytes a request and an answer may each hold (default 64 KiB);
     access: ACCESS_OWNER (default), ACCESS_GROUP or ACCESS_EVERYONE.
     Use it as a context manager, or call close(): that removes every name.
+    As with shmrpc_server_destroy(), never close a server while run() runs
+    on another thread: stop() it and join that thread first.
     """
 
     _release = "shmrpc_server_destroy"
