@@ -84,6 +84,14 @@ class Helper:
         self.proc.wait(EXIT_S)
 
     def close(self):
+        # Gracefully first: a server stopped by SIGTERM removes its names,
+        # a killed one leaves them in /dev/shm.
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(EXIT_S)
+            except subprocess.TimeoutExpired:
+                pass
         self.kill()
         self.proc.stdout.close()
 

@@ -118,10 +118,14 @@ def test_calc_client_command_line(helpers):
         == 2
 
     name = unique_name("calccli")
-    helpers([bin_path("calc_server"), "--name", name], ready="serving")
+    server = helpers([bin_path("calc_server"), "--name", name],
+                     ready="serving")
     forever = run([calc_client, "--name", name, "--timeout", "-1", "add", "1",
                    "2"])
     assert (forever.returncode, forever.stdout) == (0, "3\n")
+    server.signal(signal.SIGTERM)
+    assert server.wait() == 0
+    assert shm_left(name) == []
     missing = run([calc_client, "--name", unique_name("none"), "--timeout",
                    "0", "add", "1", "2"])
     assert missing.returncode == 3
@@ -137,5 +141,9 @@ def test_calc_client_one_timeout_budget(helpers):
     # The server appears late on purpose: this wait is the scenario (the
     # time the client spends looking), not a synchronisation.
     time.sleep(2.0)
-    helpers([bin_path("calc_server"), "--name", name], ready="serving")
+    server = helpers([bin_path("calc_server"), "--name", name],
+                     ready="serving")
     assert client.wait() == 4  # timed out
+    server.signal(signal.SIGTERM)
+    assert server.wait() == 0
+    assert shm_left(name) == []
