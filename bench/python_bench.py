@@ -185,7 +185,7 @@ def print_table(results, rounds, per_round):
     print("Python, 8-byte round trips, Python on both ends (%d rounds of %d "
           "calls, taking turns; Python %d.%d):"
           % ((rounds, per_round) + sys.version_info[:2]))
-    print("| transport | p50 | p99 | calls/s | p50 vs shmrpc |")
+    print("| transport | p50 | p99 | calls/s | p50 ÷ shmrpc p50 |")
     print("|---|---:|---:|---:|---:|")
     for r in results:
         label = r["transport"] + (" (%s)" % r["note"] if r["note"] else "")
