@@ -858,11 +858,28 @@ static void test_call_formats(void **state) {
 /* A handler's failure is exit code 3 with its code and message; every
  * other failure exits 1 or 2 with one line. */
 static void test_call_errors(void **state) {
+  static const struct {
+    const char *args; /* after "call NAME" */
+    int exit_code;
+    const char *said; /* in the one line on stderr */
+  } failures[] = {
+      {"frobnicate", 1, "no method named 'frobnicate'"},
+      {"999", 1, "SHMRPC_ENOMETHOD"},
+      {"echo --in text --out i64 abc", 1, "try --out hex"},
+      {"echo --in hex abc", 2, "not hex bytes"},
+      {"echo x", 2, "not a 64-bit integer"},
+      {"echo --in file", 2, "takes one ARG"},
+      {"echo --in bogus", 2, "bad --in"},
+      {"echo --out file", 2, "bad --out"},
+      {"4294967296", 2, "bad METHOD"},
+      {"", 2, "missing METHOD"},
+  };
   const char *name = test_service_name("callerr");
   const char *missing = test_service_name("callmissing");
   char expected[256];
   test_server_thread ts;
   tool_run run;
+  size_t i;
   (void)state;
 
   test_server_thread_start(&ts, name, 4096, NULL);
@@ -880,30 +897,11 @@ static void test_call_errors(void **state) {
            name, T_FAIL_CODE, T_FAIL_MESSAGE);
   assert_string_equal(run.out, expected);
 
-  run_tool(&run, 1, "call %s frobnicate", name);
-  expect_error(&run, 1);
-  expect_contains(run.out, "no method named 'frobnicate'");
-  run_tool(&run, 1, "call %s 999", name);
-  expect_error(&run, 1);
-  expect_contains(run.out, "SHMRPC_ENOMETHOD");
-  run_tool(&run, 1, "call %s echo --in text --out i64 abc", name);
-  expect_error(&run, 1);
-  expect_contains(run.out, "try --out hex");
-  run_tool(&run, 1, "call %s echo --in hex abc", name);
-  expect_error(&run, 2);
-  run_tool(&run, 1, "call %s echo x", name);
-  expect_error(&run, 2);
-  run_tool(&run, 1, "call %s echo --in file", name);
-  expect_error(&run, 2);
-  run_tool(&run, 1, "call %s echo --in bogus", name);
-  expect_error(&run, 2);
-  run_tool(&run, 1, "call %s echo --out file", name);
-  expect_error(&run, 2);
-  run_tool(&run, 1, "call %s 4294967296", name);
-  expect_error(&run, 2);
-  run_tool(&run, 1, "call %s", name);
-  expect_error(&run, 2);
-  expect_contains(run.out, "missing METHOD");
+  for (i = 0; i < sizeof(failures) / sizeof(failures[0]); i++) {
+    run_tool(&run, 1, "call %s %s", name, failures[i].args);
+    expect_error(&run, failures[i].exit_code);
+    expect_contains(run.out, failures[i].said);
+  }
   run_tool(&run, 0, "call --help");
   assert_int_equal(run.exit_code, 0);
   expect_contains(run.out, "usage: shmrpc call");
