@@ -1,6 +1,8 @@
-# Installation: the public headers, both libraries, a CMake package
-# (find_package(shmrpc CONFIG) giving shmrpc::shmrpc and shmrpc::shmrpc_static)
-# and a pkg-config file. Included at the end of the top-level CMakeLists.txt,
+# Installation: the public headers (shmrpc.hpp, the header-only C++
+# interface, among them), both libraries, a CMake package
+# (find_package(shmrpc CONFIG) giving shmrpc::shmrpc and shmrpc::shmrpc_static,
+# for C and C++ alike) and a pkg-config file. The Python package and the man
+# pages are installed by cmake/python.cmake and cmake/man.cmake. Included at the end of the top-level CMakeLists.txt,
 # once the library targets exist.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
@@ -10,6 +12,7 @@ set(shmrpc_install_cmakedir ${CMAKE_INSTALL_LIBDIR}/cmake/shmrpc)
 install(FILES
     ${PROJECT_SOURCE_DIR}/include/shmrpc.h
     ${PROJECT_SOURCE_DIR}/include/shmrpc_payload.h
+    ${PROJECT_SOURCE_DIR}/include/shmrpc.hpp
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   COMPONENT Development)
 

@@ -3,11 +3,16 @@
 # Checks the installed package the way a user meets it: builds shmrpc in
 # build-install/, installs it into a temporary prefix, checks what landed
 # there (files, SONAME, exported symbols, pkg-config metadata, no build-tree
-# paths, DESTDIR staging), then builds tests/install/consumer.c against the
-# prefix three ways and runs each build:
+# paths, DESTDIR staging), then builds tests/install/consumer.c and its C++
+# twin consumer.cpp (the header-only shmrpc.hpp) against the prefix three
+# ways and runs each build:
 #   1. CMake find_package(shmrpc CONFIG), target shmrpc::shmrpc (shared)
 #   2. the same with shmrpc::shmrpc_static (nothing of libshmrpc.so needed)
-#   3. plain cc with $(pkg-config --cflags --libs shmrpc)
+#   3. plain cc, g++ and clang++ with $(pkg-config --cflags --libs shmrpc)
+# then the rest a user meets: `man shmrpc` and `man 3 shmrpc` from the
+# prefix, `import shmrpc` from the installed Python package and from
+# `pip install ./python` in a fresh venv, and README.md's examples built
+# with the very commands the README shows and run against each other.
 # Linux only. Exits non-zero with a "FAIL:" line on the first problem.
 #
 # Usage: scripts/test-install.sh [--keep]   (--keep leaves the prefix)
@@ -35,16 +40,14 @@ prefix="$work/prefix"
 
 # ---- Tools ------------------------------------------------------------------
 
-for tool in cmake ninja cc readelf nm; do
+# shellcheck source=common.sh
+source "$root/scripts/common.sh"
+need_packages pkg-config g++ clang help2man doxygen man-db python3-venv
+for tool in cmake ninja cc c++ clang++ readelf nm pkg-config man; do
   command -v "$tool" >/dev/null || fail "$tool is not installed"
 done
-if ! command -v pkg-config >/dev/null; then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    step "installing pkg-config"
-    apt-get update -qq && apt-get install -y -qq pkg-config >/dev/null
-  fi
-  command -v pkg-config >/dev/null || fail "pkg-config is not installed"
-fi
+python=/usr/bin/python3  # Debian's: the one python3-venv serves
+[[ -x $python ]] || fail "$python is not installed"
 
 # ---- Build and install ----------------------------------------------------
 # A fresh build tree each time, so no cached option from an earlier run
@@ -59,6 +62,9 @@ cmake -S "$root" -B "$build" -G Ninja \
   -DSHMRPC_BUILD_TESTS=OFF \
   -DSHMRPC_BUILD_SAMPLES=OFF \
   -DSHMRPC_BUILD_BENCH=OFF \
+  -DSHMRPC_BUILD_MAN=ON \
+  -DSHMRPC_BUILD_PYTHON=ON \
+  -DSHMRPC_PYTHON="$python" \
   -DSHMRPC_WERROR=ON >"$work/configure.log" ||
   { cat "$work/configure.log"; fail "configuring the project"; }
 cmake --build "$build" || fail "building the project"
@@ -79,6 +85,10 @@ step "checking the files of shmrpc $version"
 for file in \
   include/shmrpc.h \
   include/shmrpc_payload.h \
+  include/shmrpc.hpp \
+  share/man/man1/shmrpc.1 \
+  share/man/man3/shmrpc.3 \
+  share/man/man3/shmrpc_payload.3 \
   "lib/libshmrpc.so.$version" \
   lib/libshmrpc.a \
   lib/cmake/shmrpc/shmrpcConfig.cmake \
@@ -117,9 +127,16 @@ if ! diff -u "$work/declared" "$work/exported" >"$work/symbols.diff"; then
 fi
 echo "test-install: $(wc -l <"$work/exported") symbols exported, all declared"
 
+# The Python package: wherever the configure step put it under lib/.
+python_init=$(find "$prefix/lib" -path '*/shmrpc/__init__.py' | head -n 1)
+[[ -n "$python_init" ]] || fail "no Python package shmrpc under $prefix/lib"
+python_dir=$(dirname "$(dirname "$python_init")")
+[[ -f "$python_dir/shmrpc/_installed.py" ]] ||
+  fail "the Python package lacks _installed.py (where the library is)"
+
 # Installed metadata must not point back into the source or build tree.
-if grep -rlF -e "$build" -e "$root/include" -e "$root/src" \
-  "$prefix/lib/cmake" "$prefix/lib/pkgconfig"; then
+if grep -rlF -e "$build" -e "$root/include" -e "$root/src" -e "$root/python" \
+  "$prefix/lib/cmake" "$prefix/lib/pkgconfig" "$python_dir/shmrpc"; then
   fail "installed metadata refers to the build or source tree (files above)"
 fi
 
@@ -165,7 +182,7 @@ needs_libshmrpc() {
 }
 
 for linkage in shared static; do
-  step "consumer via CMake find_package, $linkage"
+  step "consumers via CMake find_package, $linkage"
   dir="$work/consumer-cmake-$linkage"
   static=OFF
   [[ $linkage == static ]] && static=ON
@@ -178,16 +195,19 @@ for linkage in shared static; do
   found=$(sed -n 's/^shmrpc_DIR:PATH=//p' "$dir/CMakeCache.txt")
   [[ "$found" == "$prefix/lib/cmake/shmrpc" ]] ||
     fail "find_package found shmrpc in '$found', not in the prefix"
-  cmake --build "$dir" || fail "building the CMake consumer ($linkage)"
-  if [[ $linkage == shared ]]; then
-    needs_libshmrpc "$dir/consumer" || fail "the shared consumer does not need libshmrpc.so.$major"
-  else
-    ! needs_libshmrpc "$dir/consumer" || fail "the static consumer needs libshmrpc.so"
-  fi
-  run_consumer "cmake-$linkage" "$dir/consumer"
+  cmake --build "$dir" || fail "building the CMake consumers ($linkage)"
+  for consumer in consumer consumer_cpp; do
+    [[ -x "$dir/$consumer" ]] || fail "the CMake build made no $consumer ($linkage)"
+    if [[ $linkage == shared ]]; then
+      needs_libshmrpc "$dir/$consumer" || fail "the shared $consumer does not need libshmrpc.so.$major"
+    else
+      ! needs_libshmrpc "$dir/$consumer" || fail "the static $consumer needs libshmrpc.so"
+    fi
+    run_consumer "cmake-$linkage-$consumer" "$dir/$consumer"
+  done
 done
 
-step "consumer via pkg-config"
+step "consumers via pkg-config"
 # shellcheck disable=SC2046 # the flags are meant to split into words
 cc -std=c11 -Wall -Wextra -Wpedantic -Werror -pthread \
   "$root/tests/install/consumer.c" $(pkg-config --cflags --libs shmrpc) \
@@ -195,5 +215,100 @@ cc -std=c11 -Wall -Wextra -Wpedantic -Werror -pthread \
 needs_libshmrpc "$work/consumer-pkgconfig" ||
   fail "the pkg-config consumer does not need libshmrpc.so.$major"
 run_consumer "pkg-config" "$work/consumer-pkgconfig"
+for cxx in g++ clang++; do
+  # shellcheck disable=SC2046
+  "$cxx" -std=c++17 -Wall -Wextra -Wpedantic -Werror -pthread \
+    "$root/tests/install/consumer.cpp" $(pkg-config --cflags --libs shmrpc) \
+    -o "$work/consumer-pkgconfig-$cxx" || fail "building the C++ pkg-config consumer with $cxx"
+  run_consumer "pkg-config-$cxx" "$work/consumer-pkgconfig-$cxx"
+done
+
+# ---- Man pages ----------------------------------------------------------------
+# man-db finds PREFIX/share/man for a PREFIX/bin on PATH, as a user's shell
+# has it after installing.
+
+step "man pages from the prefix"
+for page in "1 shmrpc" "3 shmrpc" "3 shmrpc_payload"; do
+  # shellcheck disable=SC2086 # section and name
+  where=$(env -u MANPATH PATH="$prefix/bin:$PATH" man -w $page 2>&1) ||
+    fail "man -w $page: $where"
+  [[ "$where" == "$prefix/share/man/"* ]] || fail "man $page found $where, not the prefix's"
+done
+text=$(env -u MANPATH PATH="$prefix/bin:$PATH" MANWIDTH=100 man 1 shmrpc 2>/dev/null)
+[[ "$text" == *"call NAME METHOD"* && "$text" == *"COMMANDS IN DETAIL"* ]] ||
+  fail "man shmrpc does not show the commands"
+text=$(env -u MANPATH PATH="$prefix/bin:$PATH" MANWIDTH=100 man 3 shmrpc 2>/dev/null)
+[[ "$text" == *"shmrpc_call"* ]] || fail "man 3 shmrpc does not document shmrpc_call"
+echo "test-install: man shmrpc, man 3 shmrpc and man 3 shmrpc_payload found"
+
+# ---- Python -------------------------------------------------------------------
+
+# A round trip inside one interpreter: a Server on a thread, a Client.
+python_round_trip='
+import os, threading, shmrpc
+name = "shmrpc-install-py-%d" % os.getpid()
+with shmrpc.Server(name) as server:
+    server.method(1, "add")(lambda r: shmrpc.pack_i64(sum(shmrpc.unpack_i64(r, 2))))
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    try:
+        with shmrpc.Client(name, timeout=10) as client:
+            print(shmrpc.__version__, shmrpc.unpack_i64(client.call("add", shmrpc.pack_i64(2, 3)))[0])
+    finally:
+        server.stop()
+        thread.join()
+'
+step "python3 -c 'import shmrpc' with the installed package"
+# No LD_LIBRARY_PATH: the package finds the library installed beside it.
+out=$(cd "$work" && env -u SHMRPC_LIBRARY -u LD_LIBRARY_PATH PYTHONPATH="$python_dir" \
+  "$python" -c 'import shmrpc; print(shmrpc.__file__)') || fail "import shmrpc from $python_dir"
+[[ "$out" == "$python_dir/shmrpc/__init__.py" ]] || fail "imported $out, not the installed package"
+out=$(cd "$work" && env -u SHMRPC_LIBRARY -u LD_LIBRARY_PATH PYTHONPATH="$python_dir" \
+  timeout 60 "$python" -c "$python_round_trip") || fail "a Python round trip with the installed package"
+[[ "$out" == "$version 5" ]] || fail "installed package: unexpected output: $out"
+echo "test-install: installed Python package: $out"
+
+step "pip install ./python into a fresh venv, offline"
+"$python" -m venv "$work/venv" || fail "python3 -m venv"
+"$work/venv/bin/pip" install --disable-pip-version-check --no-index -q "$root/python" ||
+  fail "pip install ./python"
+[[ ! -e "$root/python/build" && ! -e "$root/python/shmrpc.egg-info" ]] ||
+  fail "pip install left build output in the source tree"
+out=$(cd "$work" && env -u SHMRPC_LIBRARY LD_LIBRARY_PATH="$prefix/lib" \
+  timeout 60 "$work/venv/bin/python" -c "$python_round_trip") || fail "a Python round trip after pip install"
+[[ "$out" == "$version 5" ]] || fail "pip-installed package: unexpected output: $out"
+echo "test-install: pip-installed Python package: $out"
+
+# ---- README.md's examples, as written -----------------------------------------
+
+step "README examples, built with the README's own commands"
+examples="$work/readme"
+"$python" "$root/python/tests/readme_examples.py" "$root/README.md" "$examples" >"$work/examples.tsv"
+while IFS=$'\t' read -r file command; do
+  [[ -n "$command" ]] || continue
+  (cd "$examples" && bash -c "$command") || fail "README's build of $file: $command"
+  echo "test-install: built $file: $command"
+done <"$work/examples.tsv"
+for program in adder adder-cpp; do
+  [[ -x "$examples/$program" ]] || fail "the README's commands made no $program"
+done
+service="shmrpc-install-readme-$$"
+mkfifo "$work/ready"
+LD_LIBRARY_PATH="$prefix/lib" "$examples/adder" "$service" serve >"$work/ready" &
+server_pid=$!
+exec 3<"$work/ready"
+read -r -t 20 ready <&3 || { kill "$server_pid"; fail "README's adder server did not start"; }
+[[ "$ready" == "serving $service" ]] || { kill "$server_pid"; fail "README's adder said: $ready"; }
+for client in "$examples/adder" "$examples/adder-cpp" "$python $examples/adder.py"; do
+  # shellcheck disable=SC2086 # the Python client is two words
+  out=$(LD_LIBRARY_PATH="$prefix/lib" PYTHONPATH="$python_dir" timeout 60 $client "$service" 2 3) ||
+    { kill "$server_pid"; fail "README's client $client failed"; }
+  [[ "$out" == 5 ]] || { kill "$server_pid"; fail "README's client $client printed $out"; }
+done
+kill -TERM "$server_pid"
+wait "$server_pid" || fail "README's adder server did not exit 0 on SIGTERM"
+exec 3<&-
+ls /dev/shm | grep -q "shmrpc\.$service" && fail "README's adder server left names in /dev/shm"
+echo "test-install: README examples: adder, adder-cpp and adder.py all got 5 from adder"
 
 echo "test-install: PASS"

@@ -20,7 +20,7 @@ case "$kind" in
 esac
 cmake_build "build-$kind" -DSHMRPC_BUILD_TESTS=ON -DSHMRPC_WERROR=ON \
   -DSHMRPC_BUILD_BENCH=OFF -DSHMRPC_SOAK_MS=8000 \
-  -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS="$flags" \
+  -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
   -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags"
 cd "build-$kind"
 ctest --output-on-failure --timeout 300 "${@:2}"

@@ -252,6 +252,12 @@ run_calc() {
     die "calculator: client failed: $answer"
   [ "$answer" = "5" ] || die "calculator: add 2 3 printed '$answer', want 5"
   log "calculator: add 2 3 = $answer"
+  if [ -f "$bin/calc_client_cpp.exe" ]; then
+    answer=$(timeout 60 "$WINE" "$bin/calc_client_cpp.exe" --name "$name" mul 6 7 | tr -d '\r') ||
+      die "calculator: the C++ client failed: $answer"
+    [ "$answer" = "42" ] || die "calculator: C++ mul 6 7 printed '$answer', want 42"
+    log "calculator: C++ client: mul 6 7 = $answer"
+  fi
   stop_server
   log "calculator: server stopped cleanly"
   if timeout 60 "$WINE" "$bin/calc_client.exe" --name "$name" --timeout 0 add 2 3 >/dev/null 2>&1; then

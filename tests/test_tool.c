@@ -779,11 +779,147 @@ static void test_clean(void **state) {
 }
 #endif
 
+/* ---- shmrpc call -------------------------------------------------------- */
+
+/* call by name and by id: the request made of int64s, strings, text, hex
+ * or a file, the answer printed as int64s, strings, text, hex or raw. */
+static void test_call_formats(void **state) {
+  static const struct {
+    const char *args;    /* after "call NAME echo" */
+    const char *printed; /* the answer as printed */
+  } echo_cases[] = {
+      {"1 -1", "1 -1\n"},
+      {"--in str one two", "one\ntwo\n"},
+      {"--in str --out hex ab", "020000006162\n"},
+      {"--in text hello", "hello\n"},
+      {"--in hex de:ad:BE ef", "deadbeef\n"},
+      {"--in hex --out text 41000a", "A\\x00\\x0a\n"}, /* escaped, not raw */
+      {"", ""}, /* no ARGS: an empty request, an empty answer */
+  };
+  const char *name = test_service_name("call");
+  char file_name[64];
+  size_t i;
+  test_server_thread ts;
+  tool_run run;
+  FILE *file;
+  (void)state;
+
+  test_server_thread_start(&ts, name, 4096, NULL);
+  /* T_ADD sums two little-endian u64: int64s by name and by id. */
+  run_tool(&run, 0, "call %s add 40 2", name);
+  assert_int_equal(run.exit_code, 0);
+  assert_string_equal(run.out, "42\n");
+  run_tool(&run, 0, "call %s %d -- -7 2", name, T_ADD);
+  assert_int_equal(run.exit_code, 0);
+  assert_string_equal(run.out, "-5\n");
+  run_tool(&run, 0, "call %s 0x2 -7 2", name); /* negative without -- */
+  assert_string_equal(run.out, "-5\n");
+
+  /* T_ECHO answers the request: each format both ways. */
+  for (i = 0; i < sizeof(echo_cases) / sizeof(echo_cases[0]); i++) {
+    run_tool(&run, 0, "call %s echo %s", name, echo_cases[i].args);
+    assert_int_equal(run.exit_code, 0);
+    assert_string_equal(run.out, echo_cases[i].printed);
+  }
+  run_tool(&run, 0, "call %s echo --in hex --out raw 414243", name);
+  assert_int_equal(run.len, 3);
+  assert_memory_equal(run.out, "ABC", 3);
+
+  snprintf(file_name, sizeof(file_name), "%s.request", name);
+  file = fopen(file_name, "wb");
+  assert_non_null(file);
+  assert_int_equal(fwrite("\x01\x02\x03", 1, 3, file), 3);
+  assert_int_equal(fclose(file), 0);
+  run_tool(&run, 0, "call %s echo --in file %s", name, file_name);
+  assert_int_equal(run.exit_code, 0);
+  assert_string_equal(run.out, "010203\n");
+  assert_int_equal(remove(file_name), 0);
+
+  /* The built-in ping, by its id. */
+  run_tool(&run, 0, "call %s 0xffff0000 --in text ping", name);
+  assert_string_equal(run.out, "ping\n");
+
+  run_tool(&run, 0, "call --json %s add 40 2", name);
+  assert_int_equal(run.exit_code, 0);
+  {
+    char expected[256];
+    snprintf(expected, sizeof(expected),
+             "{\"name\":\"%s\",\"method\":{\"id\":2,\"name\":\"add\"},"
+             "\"request_bytes\":16,\"answer_bytes\":8,"
+             "\"hex\":\"2a00000000000000\",\"i64\":[42]}\n",
+             name);
+    assert_string_equal(run.out, expected);
+  }
+  run_tool(&run, 0, "call --json %s 1 --in str x", name);
+  expect_contains(run.out, "\"str\":[\"x\"]}");
+  test_server_thread_stop(&ts);
+}
+
+/* A handler's failure is exit code 3 with its code and message; every
+ * other failure exits 1 or 2 with one line. */
+static void test_call_errors(void **state) {
+  static const struct {
+    const char *args; /* after "call NAME" */
+    int exit_code;
+    const char *said; /* in the one line on stderr */
+  } failures[] = {
+      {"frobnicate", 1, "no method named 'frobnicate'"},
+      {"999", 1, "SHMRPC_ENOMETHOD"},
+      {"echo --in text --out i64 abc", 1, "try --out hex"},
+      {"echo --in hex abc", 2, "not hex bytes"},
+      {"echo x", 2, "not a 64-bit integer"},
+      {"echo --in file", 2, "takes one ARG"},
+      {"echo --in bogus", 2, "bad --in"},
+      {"echo --out file", 2, "bad --out"},
+      {"4294967296", 2, "bad METHOD"},
+      {"", 2, "missing METHOD"},
+  };
+  const char *name = test_service_name("callerr");
+  const char *missing = test_service_name("callmissing");
+  char expected[256];
+  test_server_thread ts;
+  tool_run run;
+  size_t i;
+  (void)state;
+
+  test_server_thread_start(&ts, name, 4096, NULL);
+  run_tool(&run, 1, "call %s fail", name);
+  expect_error(&run, 3);
+  snprintf(expected, sizeof(expected),
+           "shmrpc: call: %s fail: application error %d: %s\n", name,
+           T_FAIL_CODE, T_FAIL_MESSAGE);
+  assert_string_equal(run.out, expected);
+  run_tool(&run, 0, "call --json %s %d", name, T_FAIL);
+  assert_int_equal(run.exit_code, 3);
+  snprintf(expected, sizeof(expected),
+           "{\"name\":\"%s\",\"method\":{\"id\":4},\"error\":\"SHMRPC_EAPP\","
+           "\"app_code\":%d,\"app_message\":\"%s\"}\n",
+           name, T_FAIL_CODE, T_FAIL_MESSAGE);
+  assert_string_equal(run.out, expected);
+
+  for (i = 0; i < sizeof(failures) / sizeof(failures[0]); i++) {
+    run_tool(&run, 1, "call %s %s", name, failures[i].args);
+    expect_error(&run, failures[i].exit_code);
+    expect_contains(run.out, failures[i].said);
+  }
+  run_tool(&run, 0, "call --help");
+  assert_int_equal(run.exit_code, 0);
+  expect_contains(run.out, "usage: shmrpc call");
+  run_tool(&run, 0, "--help");
+  expect_contains(run.out, "  3  call: the method's handler failed");
+  test_server_thread_stop(&ts);
+
+  run_tool(&run, 1, "call %s add 1 2 --timeout 0", missing);
+  expect_error(&run, 1);
+  expect_contains(run.out, missing);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exit_codes), cmocka_unit_test(test_list),
       cmocka_unit_test(test_stat),       cmocka_unit_test(test_ping),
       cmocka_unit_test(test_methods),    cmocka_unit_test(test_clean),
+      cmocka_unit_test(test_call_formats), cmocka_unit_test(test_call_errors),
   };
   int helper;
   test_proc_init(argv[0]);

@@ -8,10 +8,8 @@
 #include "shmrpc_payload.h"
 #include "tool.h"
 
-/* Opens the service named by the first operand. Returns 0, or the exit
- * code after reporting the error. */
-static int open_client(const tool_options *options, const char *command,
-                       shmrpc_client **client) {
+int tool_open_client(const tool_options *options, const char *command,
+                     int32_t timeout_ms, shmrpc_client **client) {
   const char *name = options->operands[0];
   shmrpc_client_options client_options;
   int rc;
@@ -24,7 +22,7 @@ static int open_client(const tool_options *options, const char *command,
   }
   shmrpc_client_options_init(&client_options);
   client_options.global_namespace = options->global_namespace;
-  rc = shmrpc_client_open(client, name, &client_options, options->timeout_ms);
+  rc = shmrpc_client_open(client, name, &client_options, timeout_ms);
   if (rc != 0)
     return tool_fail(command, "cannot reach service", name, rc);
   return 0;
@@ -110,7 +108,7 @@ int tool_ping(const tool_options *options) {
   ping_summary summary;
   int rc, exit_code = TOOL_EXIT_RUNTIME;
 
-  rc = open_client(options, "ping", &client);
+  rc = tool_open_client(options, "ping", options->timeout_ms, &client);
   if (rc != 0)
     return rc;
   if (size > shmrpc_client_capacity(client)) {
@@ -175,22 +173,15 @@ done:
 
 /* ---- methods ----------------------------------------------------------- */
 
-typedef struct method_entry {
-  uint32_t id;
-  const char *name; /* inside the response buffer, not NUL-terminated */
-  size_t name_len;
-} method_entry;
-
 static int compare_methods(const void *a, const void *b) {
   uint32_t x = ((const method_entry *)a)->id, y = ((const method_entry *)b)->id;
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
-/* Reads the answer of SHMRPC_METHOD_LIST: entries of a u32 id and a
- * u32-length-prefixed name, until the answer ends. Returns 0 and a malloc'ed
- * array (sorted by id), or SHMRPC_EPROTO / SHMRPC_ENOMEM. */
-static int methods_parse(const void *answer, size_t len, method_entry **out,
-                         size_t *count) {
+/* The answer of SHMRPC_METHOD_LIST: entries of a u32 id and a
+ * u32-length-prefixed name, until the answer ends. */
+int tool_methods_parse(const void *answer, size_t len, method_entry **out,
+                       size_t *count) {
   shmrpc_reader reader;
   method_entry *entries;
   size_t n = 0;
@@ -264,7 +255,7 @@ int tool_methods(const tool_options *options) {
   size_t capacity, answer_len = 0, count = 0;
   int rc, exit_code = TOOL_EXIT_RUNTIME;
 
-  rc = open_client(options, "methods", &client);
+  rc = tool_open_client(options, "methods", options->timeout_ms, &client);
   if (rc != 0)
     return rc;
   /* The answer fits the slot, and so in a buffer of its capacity. */
@@ -284,7 +275,7 @@ int tool_methods(const tool_options *options) {
     goto done;
   }
   if (rc == 0)
-    rc = methods_parse(answer, answer_len, &entries, &count);
+    rc = tool_methods_parse(answer, answer_len, &entries, &count);
   if (rc != 0) {
     tool_fail("methods", "cannot list the methods of", name, rc);
     goto done;

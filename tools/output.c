@@ -154,6 +154,11 @@ void tool_json_uint(tool_json *json, uint64_t value) {
   printf("%llu", (unsigned long long)value);
 }
 
+void tool_json_int(tool_json *json, int64_t value) {
+  separate(json);
+  printf("%lld", (long long)value);
+}
+
 void tool_json_bool(tool_json *json, int value) {
   separate(json);
   fputs(value ? "true" : "false", stdout);

@@ -1,11 +1,12 @@
 /*
  * shmrpc: the command-line tool. Lists the services of this user, shows a
  * service's counters, pings it, lists its methods, and removes the names
- * dead servers left behind. Uses the public API only.
+ * dead servers left behind, and calls any method. Uses the public API only.
  *
  * This file parses the command line and prints the help; the commands live
- * in services.c and calls.c.
+ * in services.c, calls.c and call.c.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,7 +22,8 @@ enum {
   OPT_COUNT = 1u << 1,
   OPT_SIZE = 1u << 2,
   OPT_ALL = 1u << 3,
-  OPT_GLOBAL = 1u << 4
+  OPT_GLOBAL = 1u << 4,
+  OPT_FORMAT = 1u << 5 /* call --in, --out */
 };
 
 typedef struct tool_command {
@@ -116,6 +118,8 @@ static const tool_command commands[] = {
      "\n"
      "Exits 1 if a NAME has a live server or a removal fails; a NAME that\n"
      "does not exist is not an error.\n"},
+    {"call", tool_call, 2, -1, OPT_TIMEOUT | OPT_GLOBAL | OPT_FORMAT,
+     tool_call_help},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -135,17 +139,25 @@ static const char general_help[] =
     "  ping NAME          round trips to the built-in ping method, with their\n"
     "                     latency (min, p50, p99, max)\n"
     "  methods NAME       the methods the server registered: id and name\n"
+    "  call NAME METHOD [ARGS...]\n"
+    "                     call a method (by id or name) with a request made\n"
+    "                     of ARGS, and print the answer\n"
     "  clean [NAME...]    remove the names of services whose server died\n"
     "  help [COMMAND]     this text, or a command's\n"
     "\n"
     "Options (each command's --help says which it takes):\n"
     "  --json             print one JSON document on stdout instead of text\n"
-    "  --timeout MS       ping, methods: how long to wait for the server and\n"
-    "                     for each answer (default 1000; -1 waits forever)\n"
+    "  --timeout MS       ping, methods, call: how long to wait for the server\n"
+    "                     and for each answer (default 1000; -1 waits\n"
+    "                     forever)\n"
     "  -n, --count COUNT  ping: round trips to make (default 10)\n"
     "  --size BYTES       ping: bytes sent and echoed per round trip\n"
     "                     (default 16)\n"
     "  --all              list: also names this user cannot use\n"
+    "  --in FORMAT        call: how ARGS make the request (i64, str, text,\n"
+    "                     hex, file; default i64)\n"
+    "  --out FORMAT       call: how the answer is printed (i64, str, text,\n"
+    "                     hex, raw)\n"
     "  --global           Windows: use Global\\ names instead of Local\\\n"
     "  -h, --help         show help; after a command, that command's\n"
     "  --version          print the tool's and the library's versions\n"
@@ -155,6 +167,8 @@ static const char general_help[] =
     "  1  runtime error: no such service, no live server, a timeout, a\n"
     "     failed call, an operating-system error\n"
     "  2  usage error: unknown command or option, a missing or bad argument\n"
+    "  3  call: the method's handler failed (an application error; its code\n"
+    "     and message are printed)\n"
     "\n"
     "Errors are one line on stderr: \"shmrpc: COMMAND: what went wrong\".\n"
     "With --json, stdout carries one JSON document and nothing else; a\n"
@@ -224,7 +238,7 @@ static int parse_long(const char *text, long min, long max, long *out) {
   return 0;
 }
 
-#define OPTION_KINDS 5 /* the OPT_* flags */
+#define OPTION_KINDS 6 /* the OPT_* flags */
 
 /* The command line as given: options in any order around the operands. */
 typedef struct parsed_line {
@@ -274,7 +288,9 @@ static int parse_line(int argc, char **argv, char **operands,
     size_t name_len;
     long number;
 
-    if (only_operands || arg[0] != '-' || arg[1] == '\0') {
+    /* A negative number is an operand (call's int64 ARGS), not an option. */
+    if (only_operands || arg[0] != '-' || arg[1] == '\0' ||
+        isdigit((unsigned char)arg[1])) {
       if (options->command == NULL)
         options->command = arg;
       else
@@ -316,6 +332,17 @@ static int parse_line(int argc, char **argv, char **operands,
                            value);
       options->timeout_ms = (int32_t)number;
       note_option(line, OPT_TIMEOUT, "--timeout");
+    } else if (IS("--in") || IS("--out")) {
+      int is_in = IS("--in");
+      value = option_value(argc, argv, &i, equals);
+      if (value == NULL)
+        return usage_error(options->command, "%s needs a format",
+                           is_in ? "--in" : "--out");
+      if (is_in)
+        options->in = value;
+      else
+        options->out = value;
+      note_option(line, OPT_FORMAT, is_in ? "--in" : "--out");
     } else if (IS("-n") || IS("--count")) {
       value = option_value(argc, argv, &i, equals);
       if (value == NULL)
@@ -404,7 +431,9 @@ static int run(int argc, char **argv, char **operands) {
                          line.first_option[i]);
   }
   if (line.options.operand_count < command->min_operands)
-    return usage_error(command->name, "missing service NAME");
+    return usage_error(command->name, line.options.operand_count == 0
+                                          ? "missing service NAME"
+                                          : "missing METHOD");
   if (command->max_operands >= 0 &&
       line.options.operand_count > command->max_operands)
     return usage_error(command->name, "unexpected argument '%s'",

@@ -2,7 +2,7 @@
  * The shmrpc command-line tool: what its files share. shmrpc.c parses the
  * command line and runs one command; services.c holds the commands that
  * read control blocks (list, stat, clean), calls.c those that call a server
- * (ping, methods); output.c prints JSON and text safely; clock.c is the one
+ * (ping, methods), call.c the one that calls any method (call); output.c prints JSON and text safely; clock.c is the one
  * piece of platform code. Everything else goes through the public API.
  */
 #ifndef SHMRPC_TOOL_H
@@ -11,11 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shmrpc.h"
+
 /* Exit codes, as `shmrpc --help` documents them. */
 enum tool_exit {
   TOOL_EXIT_OK = 0,      /* the command did what it was asked */
   TOOL_EXIT_RUNTIME = 1, /* no such service, no server, timeout, OS error */
-  TOOL_EXIT_USAGE = 2    /* unknown command or option, bad argument */
+  TOOL_EXIT_USAGE = 2,   /* unknown command or option, bad argument */
+  TOOL_EXIT_APP = 3      /* call: the server's handler reported an error */
 };
 
 #define TOOL_DEFAULT_TIMEOUT_MS 1000
@@ -32,6 +35,8 @@ typedef struct tool_options {
   long count;           /* ping -n: round trips */
   size_t size;          /* ping --size: payload bytes per round trip */
   int all;              /* list --all: also names that are not ours */
+  const char *in;       /* call --in: how ARGS make the request */
+  const char *out;      /* call --out: how the answer is printed */
   char **operands;      /* the arguments that are not options */
   int operand_count;
 } tool_options;
@@ -42,6 +47,27 @@ int tool_stat(const tool_options *options);
 int tool_clean(const tool_options *options);
 int tool_ping(const tool_options *options);
 int tool_methods(const tool_options *options);
+int tool_call(const tool_options *options);
+/* The text `shmrpc call --help` prints (call.c). */
+extern const char tool_call_help[];
+
+/* Opens the service named by the first operand, waiting up to timeout_ms
+ * (calls.c). Returns 0, or the exit code after reporting the error. */
+int tool_open_client(const tool_options *options, const char *command,
+                     int32_t timeout_ms, shmrpc_client **client);
+
+/* One method of SHMRPC_METHOD_LIST's answer; name points into the answer
+ * and is not NUL-terminated. */
+typedef struct method_entry {
+  uint32_t id;
+  const char *name;
+  size_t name_len;
+} method_entry;
+
+/* Reads the answer of SHMRPC_METHOD_LIST (calls.c): returns 0 and a
+ * malloc'ed array sorted by id, or SHMRPC_EPROTO / SHMRPC_ENOMEM. */
+int tool_methods_parse(const void *answer, size_t len, method_entry **out,
+                       size_t *count);
 
 /* Prints "shmrpc: COMMAND: message" and a newline on stderr. */
 void tool_error(const char *command, const char *format, ...)
@@ -78,6 +104,7 @@ void tool_json_key(tool_json *json, const char *key);
 void tool_json_string(tool_json *json, const char *text, size_t len);
 void tool_json_cstring(tool_json *json, const char *text);
 void tool_json_uint(tool_json *json, uint64_t value);
+void tool_json_int(tool_json *json, int64_t value);
 void tool_json_bool(tool_json *json, int value);
 /* Ends the document with a newline and flushes stdout. */
 void tool_json_finish(tool_json *json);

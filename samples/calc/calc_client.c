@@ -1,10 +1,19 @@
 /* calc_client [--name NAME] [--timeout MS] OP ARGS...
  * Prints the result alone on stdout. Exit codes: 0 success, 2 usage or bad
  * number, 3 no server, 4 timeout, 5 application error, 6 other error. */
+#ifndef _WIN32
+#define _POSIX_C_SOURCE 200809L
+#endif
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <time.h>
+#endif
 
 #include "calc.h"
 #include "shmrpc.h"
@@ -21,10 +30,41 @@ static const struct {
            {"div", CALC_DIV, 2}, {"mod", CALC_MOD, 2}, {"eval", CALC_EVAL, 0},
            {"sleep", CALC_SLEEP, 1}};
 
+static const char help[] =
+    "usage: calc_client [--name NAME] [--timeout MS] "
+    "add|sub|mul|div|mod A B | eval EXPR | sleep MS\n"
+    "\n"
+    "Asks the calculator server (calc_server) for one result and prints it\n"
+    "alone on stdout. A and B are 64-bit integers; EXPR uses + - * / % and\n"
+    "parentheses; sleep makes the server sleep MS milliseconds.\n"
+    "\n"
+    "  --name NAME   the service (default " CALC_DEFAULT_NAME "): 1 to 64 "
+    "characters of [A-Za-z0-9._-]\n"
+    "  --timeout MS  one budget for finding the server and getting the\n"
+    "                answer (default 5000; -1 waits forever, though a dead\n"
+    "                server still ends the wait)\n"
+    "  --help        this text\n"
+    "\n"
+    "Exit codes: 0 success, 2 usage or bad number, 3 no server (or it died\n"
+    "or stopped), 4 timeout, 5 application error (division by zero,\n"
+    "overflow, syntax error with its position), 6 any other error (a\n"
+    "malformed answer, permission denied, an OS error).\n";
+
 static int usage(void) {
-  fprintf(stderr, "usage: calc_client [--name NAME] [--timeout MS] "
-                  "add|sub|mul|div|mod A B | eval EXPR | sleep MS\n");
+  fprintf(stderr, "%.*s(see 'calc_client --help')\n",
+          (int)(strchr(help, '\n') - help + 1), help);
   return EXIT_USAGE;
+}
+
+/* Monotonic milliseconds, for the one timeout budget. */
+static int64_t now_ms(void) {
+#ifdef _WIN32
+  return (int64_t)GetTickCount64();
+#else
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+#endif
 }
 
 static int parse_i64(const char *text, int64_t *out) {
@@ -59,17 +99,24 @@ int main(int argc, char **argv) {
   unsigned char request[SHMRPC_DEFAULT_CAPACITY];
   unsigned char response[8];
   size_t response_len = 0, k;
+  int64_t start_ms;
   shmrpc_writer writer;
   shmrpc_client *client;
   int i = 1, op = -1, rc;
 
   for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
     int64_t value;
-    if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
+    if (strcmp(argv[i], "--help") == 0) {
+      fputs(help, stdout);
+      return 0;
+    } else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
       name = argv[++i];
     } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
-      if (parse_i64(argv[++i], &value) != 0 || value < 0 || value > INT32_MAX) {
-        fprintf(stderr, "calc_client: bad timeout '%s'\n", argv[i]);
+      if (parse_i64(argv[++i], &value) != 0 || value < -1 || value > INT32_MAX) {
+        fprintf(stderr,
+                "calc_client: bad timeout '%s' (milliseconds, or -1 for no "
+                "limit)\n",
+                argv[i]);
         return EXIT_USAGE;
       }
       timeout_ms = (int32_t)value;
@@ -79,6 +126,13 @@ int main(int argc, char **argv) {
   }
   if (i >= argc)
     return usage();
+  if (shmrpc_name_check(name) != 0) {
+    fprintf(stderr,
+            "calc_client: invalid service name '%s' (1 to %d characters of "
+            "[A-Za-z0-9._-])\n",
+            name, SHMRPC_NAME_MAX);
+    return EXIT_USAGE;
+  }
   for (k = 0; k < sizeof(ops) / sizeof(ops[0]); k++) {
     if (strcmp(argv[i], ops[k].name) == 0)
       op = (int)k;
@@ -109,11 +163,17 @@ int main(int argc, char **argv) {
     }
   }
 
+  /* One budget: the call gets what opening left of it. */
+  start_ms = now_ms();
   rc = shmrpc_client_open(&client, name, NULL, timeout_ms);
   if (rc != 0) {
     fprintf(stderr, "calc_client: cannot reach '%s': %s\n", name,
             shmrpc_strerror(rc));
     return rc == SHMRPC_EINVAL ? EXIT_USAGE : exit_code_for(rc);
+  }
+  if (timeout_ms != SHMRPC_INFINITE) {
+    int64_t left = timeout_ms - (now_ms() - start_ms);
+    timeout_ms = left > 0 ? (int32_t)left : 0;
   }
   rc = shmrpc_call(client, (uint32_t)ops[op].method, request, writer.len,
                    response, sizeof(response), &response_len, timeout_ms);
