@@ -452,6 +452,7 @@ typedef struct shmrpc_service_info {
   uint32_t workers;      /* the server's worker threads */
   uint32_t queued;       /* callers waiting for a lane */
   char owner[64];        /* the user that owns the names */
+  int own;               /* 1 if that is the calling user */
   shmrpc_lane_info lane[SHMRPC_MAX_LANES]; /* the first `lanes` are set */
 } shmrpc_service_info;
 

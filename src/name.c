@@ -90,6 +90,7 @@ int shmrpc_service_query(const char *name, int global_namespace,
   if (rc != 0)
     return rc;
   out->alive = inspect.alive;
+  out->own = inspect.own;
   memcpy(out->owner, inspect.owner, sizeof(out->owner));
   out->owner[sizeof(out->owner) - 1] = '\0';
   if (!inspect.complete || server_size < SHMRPC__OFF_ANSWERS) {

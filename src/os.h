@@ -59,6 +59,7 @@ typedef struct shmrpc__os_inspect_info {
   int complete;        /* 0 while the names are still being created, or
                           were left half made by a server that died */
   char owner[64];      /* the user that owns the names, as text */
+  int own;             /* 1 if that is the calling user */
 } shmrpc__os_inspect_info;
 
 /* What a lane's lock looks like (shmrpc__os_lane_query). */

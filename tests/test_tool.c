@@ -415,8 +415,12 @@ static void test_list(void **state) {
   assert_memory_equal(run.out, "{\"services\":[", 13);
   snprintf(expected, sizeof(expected),
            "{\"name\":\"%s\",\"state\":\"alive\",\"alive\":true,"
+           "\"owner\":\"",
+           name);
+  expect_contains(run.out, expected);
+  snprintf(expected, sizeof(expected),
            "\"server_pid\":%lu,\"capacity\":4096,\"calls\":0}",
-           name, (unsigned long)test_proc_self_pid());
+           (unsigned long)test_proc_self_pid());
   expect_contains(run.out, expected);
   test_server_thread_stop(&ts);
 
@@ -502,6 +506,8 @@ static void test_stat(void **state) {
   assert_int_equal(stat_number(run.out, "bytes out"), 13);
   assert_memory_equal(stat_field(run.out, "generation"), "0x", 2);
   assert_string_not_equal(stat_field(run.out, "uptime"), "-");
+  assert_int_equal(stat_number(run.out, "lanes"), SHMRPC_DEFAULT_LANES);
+  expect_contains(run.out, "  lane 0    free    free");
 
   run_tool(&run, 0, "stat --json %s", name);
   assert_int_equal(run.exit_code, 0);
@@ -521,10 +527,65 @@ static void test_stat(void **state) {
   expect_contains(run.out, "\"timeouts\":0,");
   expect_contains(run.out, "\"recoveries\":0,\"repairs\":0,");
   expect_contains(run.out, "\"bytes_in\":21,");
-  expect_contains(run.out, "\"bytes_out\":13}");
+  expect_contains(run.out, "\"bytes_out\":13,\"lanes\":[{\"state\":\"free\","
+                           "\"lock_held\":false,");
 
   shmrpc_client_close(client);
   test_server_thread_stop(&ts);
+}
+
+/* stat shows a lane held by a caller whose call runs: busy, its lock held
+ * by a live caller, and for how long; and the queue. */
+typedef struct gate_caller {
+  const char *name;
+  int rc;
+} gate_caller;
+
+static void call_gate(void *arg) {
+  gate_caller *caller = arg;
+  shmrpc_client *client = NULL;
+  unsigned char byte = 1;
+  caller->rc = shmrpc_client_open(&client, caller->name, NULL, T_READY_MS);
+  if (caller->rc == 0)
+    caller->rc = shmrpc_call(client, T_GATE, &byte, 1, &byte, 1, NULL,
+                             T_EXIT_MS);
+  shmrpc_client_close(client);
+}
+
+static void test_stat_lanes(void **state) {
+  const char *name = test_service_name("lanes");
+  test_gate gate = {test_event_new(), test_event_new()};
+  shmrpc_server_options options;
+  test_server_thread ts;
+  test_thread *thread = NULL;
+  gate_caller caller;
+  tool_run run;
+  (void)state;
+
+  shmrpc_server_options_init(&options);
+  options.lanes = 2;
+  test_server_thread_start_with(&ts, name, &options, &gate);
+  caller.name = name;
+  caller.rc = -1;
+  assert_int_equal(test_thread_start(&thread, call_gate, &caller), 0);
+  assert_int_equal(test_event_wait(gate.entered, T_READY_MS), 0);
+
+  run_tool(&run, 0, "stat %s", name);
+  assert_int_equal(run.exit_code, 0);
+  assert_int_equal(stat_number(run.out, "lanes"), 2);
+  expect_contains(run.out, "  lane 0    busy    held");
+  expect_contains(run.out, "  lane 1    free    free");
+  assert_string_equal(stat_field(run.out, "queue"), "0 waiting for a lane");
+  run_tool(&run, 0, "stat --json %s", name);
+  expect_contains(run.out, "\"lanes\":[{\"state\":\"busy\",\"lock_held\":true,"
+                           "\"lock_owner_alive\":true,");
+
+  test_event_set(gate.release);
+  test_thread_join(thread);
+  assert_int_equal(caller.rc, 0);
+  test_server_thread_stop(&ts);
+  test_event_free(gate.entered);
+  test_event_free(gate.release);
 }
 
 /* ping makes exactly the round trips asked for, and reports them. */
@@ -917,7 +978,7 @@ static void test_call_errors(void **state) {
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exit_codes), cmocka_unit_test(test_list),
-      cmocka_unit_test(test_stat),       cmocka_unit_test(test_ping),
+      cmocka_unit_test(test_stat),       cmocka_unit_test(test_stat_lanes),       cmocka_unit_test(test_ping),
       cmocka_unit_test(test_methods),    cmocka_unit_test(test_clean),
       cmocka_unit_test(test_call_formats), cmocka_unit_test(test_call_errors),
   };

@@ -18,7 +18,7 @@
 
 const char tool_call_help[] =
     "usage: shmrpc call [--json] [--in FORMAT] [--out FORMAT] [--timeout MS]\n"
-    "                   [--global] NAME METHOD [ARGS...]\n"
+    "                   [--global] [--server-user USER] NAME METHOD [ARGS...]\n"
     "\n"
     "Calls METHOD of service NAME once and prints the answer. METHOD is an\n"
     "id (decimal, or hex with 0x) or the name the server registered it\n"

@@ -22,6 +22,7 @@ int tool_open_client(const tool_options *options, const char *command,
   }
   shmrpc_client_options_init(&client_options);
   client_options.global_namespace = options->global_namespace;
+  client_options.server_user = options->server_user;
   rc = shmrpc_client_open(client, name, &client_options, timeout_ms);
   if (rc != 0)
     return tool_fail(command, "cannot reach service", name, rc);

@@ -151,7 +151,13 @@ static int list_entry_read(list_entry *entry, const char *name,
   entry->ours = 1;
   switch (entry->query_rc) {
   case 0:
-    entry->state = entry->info.alive ? "alive" : "stale";
+    entry->state = !entry->info.complete ? "incomplete"
+                   : entry->info.alive   ? "alive"
+                                         : "stale";
+    /* Another user's service this user can read: shown with --all. */
+    entry->ours = entry->info.own;
+    if (!entry->info.own)
+      entry->state = entry->info.alive ? "other-user" : "other-stale";
     break;
   case SHMRPC_ENOSERVER:
     /* Names with no control block yet: a server starting, or one that died
@@ -192,14 +198,16 @@ static void list_print_json(const list_entry *entries, size_t count, int all) {
     tool_json_cstring(&json, entry->state);
     tool_json_key(&json, "alive");
     tool_json_bool(&json, entry->query_rc == 0 && entry->info.alive);
-    if (entry->query_rc == 0) {
+    if (entry->query_rc == 0 && entry->info.complete) {
+      tool_json_key(&json, "owner");
+      tool_json_cstring(&json, entry->info.owner);
       tool_json_key(&json, "server_pid");
       tool_json_uint(&json, entry->info.server_pid);
       tool_json_key(&json, "capacity");
       tool_json_uint(&json, entry->info.capacity);
       tool_json_key(&json, "calls");
       tool_json_uint(&json, entry->info.stats.calls);
-    } else {
+    } else if (entry->query_rc != 0) {
       tool_json_key(&json, "error");
       tool_json_cstring(&json, shmrpc_err_name(entry->query_rc));
     }
@@ -228,7 +236,7 @@ static void list_print_text(const list_entry *entries, size_t count, int all) {
     if (shown++ == 0)
       printf("%-*s  %8s  %-10s  %10s  %12s\n", width, "NAME", "PID", "STATE",
              "CAPACITY", "CALLS");
-    if (entry->query_rc == 0)
+    if (entry->query_rc == 0 && entry->info.complete)
       printf("%-*s  %8lu  %-10s  %10lu  %12llu\n", width, entry->name,
              (unsigned long)entry->info.server_pid, entry->state,
              (unsigned long)entry->info.capacity,
@@ -273,9 +281,16 @@ int tool_list(const tool_options *options) {
 
 /* ---- stat -------------------------------------------------------------- */
 
+static const char *service_state(const shmrpc_service_info *info) {
+  if (!info->complete)
+    return "incomplete";
+  return info->alive ? "alive" : "stale";
+}
+
 static void stat_print_json(const char *name, const shmrpc_service_info *info) {
   char generation[24];
   tool_json json;
+  uint32_t i;
   snprintf(generation, sizeof(generation), "0x%016llx",
            (unsigned long long)info->generation);
   tool_json_init(&json);
@@ -283,9 +298,16 @@ static void stat_print_json(const char *name, const shmrpc_service_info *info) {
   tool_json_key(&json, "name");
   tool_json_cstring(&json, name);
   tool_json_key(&json, "state");
-  tool_json_cstring(&json, info->alive ? "alive" : "stale");
+  tool_json_cstring(&json, service_state(info));
   tool_json_key(&json, "alive");
   tool_json_bool(&json, info->alive);
+  tool_json_key(&json, "owner");
+  tool_json_cstring(&json, info->owner);
+  if (!info->complete) {
+    tool_json_object_end(&json);
+    tool_json_finish(&json);
+    return;
+  }
   tool_json_key(&json, "server_pid");
   tool_json_uint(&json, info->server_pid);
   /* A string: a 64-bit value does not survive a JSON reader's doubles. */
@@ -293,6 +315,10 @@ static void stat_print_json(const char *name, const shmrpc_service_info *info) {
   tool_json_cstring(&json, generation);
   tool_json_key(&json, "capacity");
   tool_json_uint(&json, info->capacity);
+  tool_json_key(&json, "workers");
+  tool_json_uint(&json, info->workers);
+  tool_json_key(&json, "queued");
+  tool_json_uint(&json, info->queued);
   tool_json_key(&json, "slot_state");
   tool_json_cstring(&json, slot_state_name(info->slot_state));
   tool_json_key(&json, "uptime_ms");
@@ -311,25 +337,72 @@ static void stat_print_json(const char *name, const shmrpc_service_info *info) {
   tool_json_uint(&json, info->stats.bytes_in);
   tool_json_key(&json, "bytes_out");
   tool_json_uint(&json, info->stats.bytes_out);
+  tool_json_key(&json, "lanes");
+  tool_json_array_begin(&json);
+  for (i = 0; i < info->lanes && i < SHMRPC_MAX_LANES; i++) {
+    const shmrpc_lane_info *lane = &info->lane[i];
+    tool_json_object_begin(&json);
+    tool_json_key(&json, "state");
+    tool_json_cstring(&json, slot_state_name(lane->state));
+    tool_json_key(&json, "lock_held");
+    tool_json_bool(&json, lane->lock_held);
+    tool_json_key(&json, "lock_owner_alive");
+    tool_json_bool(&json, lane->lock_owner_alive);
+    tool_json_key(&json, "lock_held_ms");
+    tool_json_uint(&json, lane->lock_held_ms);
+    tool_json_key(&json, "calls");
+    tool_json_uint(&json, lane->calls);
+    tool_json_object_end(&json);
+  }
+  tool_json_array_end(&json);
   tool_json_object_end(&json);
   tool_json_finish(&json);
+}
+
+/* One line per lane: its slot, who holds it and for how long, its calls. */
+static void stat_print_lanes(const shmrpc_service_info *info) {
+  uint32_t i;
+  for (i = 0; i < info->lanes && i < SHMRPC_MAX_LANES; i++) {
+    const shmrpc_lane_info *lane = &info->lane[i];
+    char held[96];
+    if (!lane->lock_held)
+      snprintf(held, sizeof(held), "free");
+    else if (!lane->lock_owner_alive)
+      snprintf(held, sizeof(held),
+               "held by a dead caller (the server frees it)");
+    else if (lane->lock_held_ms > 0)
+      snprintf(held, sizeof(held), "held for %llu ms",
+               (unsigned long long)lane->lock_held_ms);
+    else
+      snprintf(held, sizeof(held), "held");
+    printf("  lane %-3lu  %-7s %-40s %llu calls\n", (unsigned long)i,
+           slot_state_name(lane->state), held,
+           (unsigned long long)lane->calls);
+  }
 }
 
 static void stat_print_text(const char *name, const shmrpc_service_info *info) {
   char text[64];
   printf("%-12s%s\n", "service", name);
+  if (!info->complete) {
+    printf("%-12s%s\n", "state",
+           "incomplete (a server starting, or one that died while starting; "
+           "'shmrpc clean NAME' removes it if no server holds it)");
+    printf("%-12s%s\n", "owner", info->owner);
+    return;
+  }
   printf("%-12s%s\n", "state",
          info->alive ? "alive"
                      : "stale (its server died; 'shmrpc clean' removes it)");
+  printf("%-12s%s\n", "owner", info->owner);
   printf("%-12s%lu\n", "server pid", (unsigned long)info->server_pid);
   printf("%-12s0x%016llx\n", "generation",
          (unsigned long long)info->generation);
   tool_format_bytes(text, sizeof(text), info->capacity);
   printf("%-12s%s\n", "capacity", text);
-  if (info->slot_state >= 0 && info->slot_state <= 3)
-    printf("%-12s%s\n", "slot", slot_state_name(info->slot_state));
-  else
-    printf("%-12sunknown (%d)\n", "slot", info->slot_state);
+  printf("%-12s%s\n", "slot", slot_state_name(info->slot_state));
+  printf("%-12s%lu\n", "workers", (unsigned long)info->workers);
+  printf("%-12s%lu waiting for a lane\n", "queue", (unsigned long)info->queued);
   if (info->alive) {
     tool_format_uptime(text, sizeof(text), info->stats.uptime_ms);
     printf("%-12s%s\n", "uptime", text);
@@ -347,6 +420,8 @@ static void stat_print_text(const char *name, const shmrpc_service_info *info) {
   printf("%-12s%s\n", "bytes in", text);
   tool_format_bytes(text, sizeof(text), info->stats.bytes_out);
   printf("%-12s%s\n", "bytes out", text);
+  printf("%-12s%lu\n", "lanes", (unsigned long)info->lanes);
+  stat_print_lanes(info);
 }
 
 int tool_stat(const tool_options *options) {
@@ -427,8 +502,16 @@ static int clean_listed(clean_result *result, const char *name,
   result->name = name;
   switch (rc) {
   case 0:
-    if (info.alive)
+    if (info.alive || !info.own)
       return 0;
+    if (!info.complete) {
+      /* A server may be starting right now: clean takes the name's lock
+       * first, so it removes only what a dead one left. */
+      clean_one(result, name, global_namespace, REASON_INCOMPLETE_DEAD, 0);
+      if (result->outcome == CLEAN_SKIPPED)
+        result->reason = REASON_INCOMPLETE;
+      return 1;
+    }
     clean_one(result, name, global_namespace, REASON_DEAD, info.server_pid);
     return 1;
   case SHMRPC_EPROTO:

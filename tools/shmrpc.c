@@ -23,7 +23,8 @@ enum {
   OPT_SIZE = 1u << 2,
   OPT_ALL = 1u << 3,
   OPT_GLOBAL = 1u << 4,
-  OPT_FORMAT = 1u << 5 /* call --in, --out */
+  OPT_FORMAT = 1u << 5, /* call --in, --out */
+  OPT_SERVER_USER = 1u << 6
 };
 
 typedef struct tool_command {
@@ -75,9 +76,10 @@ static const tool_command commands[] = {
      "\"recoveries\", \"repairs\", \"bytes_in\", \"bytes_out\"}.\n"
      "\n"
      "Exits 1 if no service NAME exists.\n"},
-    {"ping", tool_ping, 1, 1, OPT_TIMEOUT | OPT_COUNT | OPT_SIZE | OPT_GLOBAL,
+    {"ping", tool_ping, 1, 1,
+     OPT_TIMEOUT | OPT_COUNT | OPT_SIZE | OPT_GLOBAL | OPT_SERVER_USER,
      "usage: shmrpc ping [--json] [-n COUNT] [--size BYTES] [--timeout MS]\n"
-     "                   [--global] NAME\n"
+     "                   [--global] [--server-user USER] NAME\n"
      "\n"
      "Makes COUNT round trips (default 10) to the built-in ping method of\n"
      "service NAME, each sending BYTES bytes (default 16) that must come back\n"
@@ -91,8 +93,9 @@ static const tool_command commands[] = {
      "\n"
      "Exits 1 if the server cannot be reached or a round trip fails, 2 if\n"
      "BYTES exceeds the service's slot capacity.\n"},
-    {"methods", tool_methods, 1, 1, OPT_TIMEOUT | OPT_GLOBAL,
-     "usage: shmrpc methods [--json] [--timeout MS] [--global] NAME\n"
+    {"methods", tool_methods, 1, 1, OPT_TIMEOUT | OPT_GLOBAL | OPT_SERVER_USER,
+     "usage: shmrpc methods [--json] [--timeout MS] [--global]\n"
+     "                      [--server-user USER] NAME\n"
      "\n"
      "Asks service NAME for the methods its server registered (the built-in\n"
      "list method) and prints their ids and names, by id. Every server also\n"
@@ -118,7 +121,8 @@ static const tool_command commands[] = {
      "\n"
      "Exits 1 if a NAME has a live server or a removal fails; a NAME that\n"
      "does not exist is not an error.\n"},
-    {"call", tool_call, 2, -1, OPT_TIMEOUT | OPT_GLOBAL | OPT_FORMAT,
+    {"call", tool_call, 2, -1,
+     OPT_TIMEOUT | OPT_GLOBAL | OPT_FORMAT | OPT_SERVER_USER,
      tool_call_help},
 };
 
@@ -158,6 +162,10 @@ static const char general_help[] =
     "                     hex, file; default i64)\n"
     "  --out FORMAT       call: how the answer is printed (i64, str, text,\n"
     "                     hex, raw)\n"
+    "  --server-user USER ping, methods, call: the user the server must run as\n"
+    "                     (a name or id; a SID on Windows). Without it only\n"
+    "                     services of this user or the administrator are\n"
+    "                     trusted\n"
     "  --global           Windows: use Global\\ names instead of Local\\\n"
     "  -h, --help         show help; after a command, that command's\n"
     "  --version          print the tool's and the library's versions\n"
@@ -189,11 +197,13 @@ void tool_error(const char *command, const char *format, ...) {
 
 int tool_fail(const char *command, const char *what, const char *name,
               int err) {
+  /* The library's most specific message: which object, which user, what
+   * the operating system said. */
   if (name != NULL)
-    tool_error(command, "%s '%s': %s (%s)", what, name, shmrpc_strerror(err),
-               shmrpc_err_name(err));
+    tool_error(command, "%s '%s': %s (%s)", what, name,
+               shmrpc_error_message(err), shmrpc_err_name(err));
   else
-    tool_error(command, "%s: %s (%s)", what, shmrpc_strerror(err),
+    tool_error(command, "%s: %s (%s)", what, shmrpc_error_message(err),
                shmrpc_err_name(err));
   return err == SHMRPC_EINVAL ? TOOL_EXIT_USAGE : TOOL_EXIT_RUNTIME;
 }
@@ -332,6 +342,13 @@ static int parse_line(int argc, char **argv, char **operands,
                            value);
       options->timeout_ms = (int32_t)number;
       note_option(line, OPT_TIMEOUT, "--timeout");
+    } else if (IS("--server-user")) {
+      value = option_value(argc, argv, &i, equals);
+      if (value == NULL || value[0] == '\0')
+        return usage_error(options->command,
+                           "--server-user needs a user name or id");
+      options->server_user = value;
+      note_option(line, OPT_SERVER_USER, "--server-user");
     } else if (IS("--in") || IS("--out")) {
       int is_in = IS("--in");
       value = option_value(argc, argv, &i, equals);

@@ -37,6 +37,8 @@ typedef struct tool_options {
   int all;              /* list --all: also names that are not ours */
   const char *in;       /* call --in: how ARGS make the request */
   const char *out;      /* call --out: how the answer is printed */
+  const char *server_user; /* --server-user: the user the server must run
+                              as, for commands that call it */
   char **operands;      /* the arguments that are not options */
   int operand_count;
 } tool_options;

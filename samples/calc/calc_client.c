@@ -1,4 +1,4 @@
-/* calc_client [--name NAME] [--timeout MS] OP ARGS...
+/* calc_client [--name NAME] [--timeout MS] [--server-user USER] OP ARGS...
  * Prints the result alone on stdout. Exit codes: 0 success, 2 usage or bad
  * number, 3 no server, 4 timeout, 5 application error, 6 other error. */
 #ifndef _WIN32
@@ -31,7 +31,7 @@ static const struct {
            {"sleep", CALC_SLEEP, 1}};
 
 static const char help[] =
-    "usage: calc_client [--name NAME] [--timeout MS] "
+    "usage: calc_client [--name NAME] [--timeout MS] [--server-user USER] "
     "add|sub|mul|div|mod A B | eval EXPR | sleep MS\n"
     "\n"
     "Asks the calculator server (calc_server) for one result and prints it\n"
@@ -43,6 +43,9 @@ static const char help[] =
     "  --timeout MS  one budget for finding the server and getting the\n"
     "                answer (default 5000; -1 waits forever, though a dead\n"
     "                server still ends the wait)\n"
+    "  --server-user USER  the user the server must run as (a name or id;\n"
+    "                a SID on Windows); by default only this user's and\n"
+    "                the administrator's services are trusted\n"
     "  --help        this text\n"
     "\n"
     "Exit codes: 0 success, 2 usage or bad number, 3 no server (or it died\n"
@@ -101,8 +104,11 @@ int main(int argc, char **argv) {
   size_t response_len = 0, k;
   int64_t start_ms;
   shmrpc_writer writer;
+  shmrpc_client_options options;
   shmrpc_client *client;
   int i = 1, op = -1, rc;
+
+  shmrpc_client_options_init(&options);
 
   for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
     int64_t value;
@@ -111,6 +117,8 @@ int main(int argc, char **argv) {
       return 0;
     } else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
       name = argv[++i];
+    } else if (strcmp(argv[i], "--server-user") == 0 && i + 1 < argc) {
+      options.server_user = argv[++i];
     } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
       if (parse_i64(argv[++i], &value) != 0 || value < -1 || value > INT32_MAX) {
         fprintf(stderr,
@@ -165,15 +173,17 @@ int main(int argc, char **argv) {
 
   /* One budget: the call gets what opening left of it. */
   start_ms = now_ms();
-  rc = shmrpc_client_open(&client, name, NULL, timeout_ms);
+  rc = shmrpc_client_open(&client, name, &options, timeout_ms);
   if (rc != 0) {
     fprintf(stderr, "calc_client: cannot reach '%s': %s\n", name,
-            shmrpc_strerror(rc));
+            shmrpc_error_message(rc));
     return rc == SHMRPC_EINVAL ? EXIT_USAGE : exit_code_for(rc);
   }
-  if (timeout_ms != SHMRPC_INFINITE) {
+  if (timeout_ms > 0) {
+    /* What is left, and never 0, which means "no waiting" (SHMRPC_NOWAIT)
+     * rather than "the budget is spent". */
     int64_t left = timeout_ms - (now_ms() - start_ms);
-    timeout_ms = left > 0 ? (int32_t)left : 0;
+    timeout_ms = left > 0 ? (int32_t)left : 1;
   }
   rc = shmrpc_call(client, (uint32_t)ops[op].method, request, writer.len,
                    response, sizeof(response), &response_len, timeout_ms);

@@ -1,4 +1,6 @@
-/* calc_server [--name NAME]: serves the calculator until SIGINT/SIGTERM. */
+/* calc_server [OPTIONS]: serves the calculator until SIGINT or SIGTERM, on
+ * several worker threads (its handlers keep no state, so they are
+ * thread-safe). */
 #ifndef _WIN32
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -104,23 +106,73 @@ static int handle_sleep(void *user_data, const void *request,
   return reply_i64(reply, ms);
 }
 
+static const char help[] =
+    "usage: calc_server [--name NAME] [--lanes N] [--workers N]\n"
+    "                   [--access owner|group|everyone] [--capacity BYTES]\n"
+    "\n"
+    "Serves the calculator until SIGINT or SIGTERM.\n"
+    "\n"
+    "  --name NAME        the service (default " CALC_DEFAULT_NAME ")\n"
+    "  --lanes N          calls held at once, from any clients (default 8)\n"
+    "  --workers N        handler threads (default 4, at most the lanes):\n"
+    "                     a long 'sleep' never holds up an 'add'\n"
+    "  --access WHO       who may call: owner (default), group, everyone\n"
+    "  --capacity BYTES   request and response bytes per lane (default\n"
+    "                     65536)\n";
+
+/* A positive number no larger than max, or -1. */
+static long parse_count(const char *text, long max) {
+  char *end;
+  long value = strtol(text, &end, 10);
+  if (end == text || *end != '\0' || value < 1 || value > max)
+    return -1;
+  return value;
+}
+
 int main(int argc, char **argv) {
   const char *name = CALC_DEFAULT_NAME;
+  shmrpc_server_options options;
   int i, rc;
 
+  shmrpc_server_options_init(&options);
+  options.workers = 4;
   for (i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
-      name = argv[++i];
+    const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+    long number = 0;
+    if (strcmp(argv[i], "--help") == 0) {
+      fputs(help, stdout);
+      return 0;
+    } else if (strcmp(argv[i], "--name") == 0 && value != NULL) {
+      name = value;
+    } else if (strcmp(argv[i], "--lanes") == 0 && value != NULL &&
+               (number = parse_count(value, SHMRPC_MAX_LANES)) > 0) {
+      options.lanes = (uint32_t)number;
+    } else if (strcmp(argv[i], "--workers") == 0 && value != NULL &&
+               (number = parse_count(value, SHMRPC_MAX_WORKERS)) > 0) {
+      options.workers = (uint32_t)number;
+    } else if (strcmp(argv[i], "--capacity") == 0 && value != NULL &&
+               (number = parse_count(value, (long)SHMRPC_MAX_CAPACITY)) > 0) {
+      options.capacity = (size_t)number;
+    } else if (strcmp(argv[i], "--access") == 0 && value != NULL &&
+               (strcmp(value, "owner") == 0 || strcmp(value, "group") == 0 ||
+                strcmp(value, "everyone") == 0)) {
+      options.access = value[0] == 'o'   ? SHMRPC_ACCESS_OWNER
+                       : value[0] == 'g' ? SHMRPC_ACCESS_GROUP
+                                         : SHMRPC_ACCESS_EVERYONE;
     } else {
-      fprintf(stderr, "usage: calc_server [--name NAME]\n");
+      fprintf(stderr, "%.*s(see 'calc_server --help')\n",
+              (int)(strchr(help, '\n') - help + 1), help);
       return 2;
     }
+    i++;
   }
+  if (options.workers > options.lanes)
+    options.workers = options.lanes;
 
-  rc = shmrpc_server_create(&served, name, NULL);
+  rc = shmrpc_server_create(&served, name, &options);
   if (rc != 0) {
     fprintf(stderr, "calc_server: cannot serve '%s': %s\n", name,
-            shmrpc_strerror(rc));
+            shmrpc_error_message(rc));
     return 1;
   }
   shmrpc_server_register(served, CALC_ADD, "add", handle_binary,

@@ -742,6 +742,7 @@ int shmrpc__os_service_inspect(const char *name, int global_namespace,
     posix_path(path, sizeof(path), name, "@lock");
     if (lstat(path, &lock_st) == 0) {
       user_text(lock_st.st_uid, info->owner, sizeof(info->owner));
+      info->own = lock_st.st_uid == geteuid();
       *out = service;
       return 0;
     }
@@ -752,6 +753,7 @@ int shmrpc__os_service_inspect(const char *name, int global_namespace,
   }
   service->owner = st.st_uid;
   user_text(st.st_uid, info->owner, sizeof(info->owner));
+  info->own = st.st_uid == geteuid();
   info->alive = shmrpc__os_server_alive(service);
   rc = server_map(service, &st, path, &prefix);
   if (rc == SHMRPC_ENOSERVER) {

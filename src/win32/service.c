@@ -776,8 +776,13 @@ int shmrpc__os_service_inspect(const char *name, int global_namespace,
   err = server_section_open(service, &prefix);
   if (service->owner_sid != NULL &&
       ConvertSidToStringSidW(service->owner_sid, &owner_text)) {
+    PSID me = NULL;
     snprintf(info->owner, sizeof info->owner, "%ls", owner_text);
     LocalFree(owner_text);
+    if (user_sid_get(&me) == 0) {
+      info->own = EqualSid(me, service->owner_sid) != 0;
+      LocalFree(me);
+    }
   }
   if (err == SHMRPC_ENOSERVER && service->server_view != NULL) {
     *out = service; /* unpublished: incomplete */
