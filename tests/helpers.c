@@ -94,6 +94,18 @@ static int handle_fail(void *user, const void *req, size_t len,
   return shmrpc_reply_error(reply, T_FAIL_CODE, T_FAIL_MESSAGE);
 }
 
+static int handle_failwith(void *user, const void *req, size_t len,
+                           shmrpc_reply *reply) {
+  char message[32];
+  uint32_t code;
+  (void)user;
+  if (len != 4)
+    return shmrpc_reply_error(reply, 1, "failwith takes a u32");
+  code = get_u32(req);
+  snprintf(message, sizeof(message), "fail %lu", (unsigned long)code);
+  return shmrpc_reply_error(reply, (int32_t)code, message);
+}
+
 static int handle_big(void *user, const void *req, size_t len,
                       shmrpc_reply *reply) {
   size_t cap, n, i;
@@ -135,6 +147,7 @@ void test_register_methods(shmrpc_server *server, test_gate *gate) {
   assert_int_equal(shmrpc_server_register(server, T_FAIL, "fail", handle_fail, NULL), 0);
   assert_int_equal(shmrpc_server_register(server, T_BIG, "big", handle_big, NULL), 0);
   assert_int_equal(shmrpc_server_register(server, T_STOP, "stop", handle_stop, server), 0);
+  assert_int_equal(shmrpc_server_register(server, T_FAILWITH, "failwith", handle_failwith, NULL), 0);
   if (gate != NULL)
     assert_int_equal(shmrpc_server_register(server, T_GATE, "gate", handle_gate, gate), 0);
 }
@@ -283,6 +296,7 @@ static int role_server(int argc, char **argv) {
     assert_int_equal(shmrpc_server_register(server, T_ADD, "add", handle_add, NULL), 0);
     assert_int_equal(shmrpc_server_register(server, T_FAIL, "fail", handle_fail, NULL), 0);
     assert_int_equal(shmrpc_server_register(server, T_BIG, "big", handle_big, NULL), 0);
+    assert_int_equal(shmrpc_server_register(server, T_FAILWITH, "failwith", handle_failwith, NULL), 0);
   } else {
     test_register_methods(server, NULL);
   }
@@ -399,54 +413,87 @@ static int role_faultcall(int argc, char **argv) {
   return 3;
 }
 
-/* soakclient NAME DURATION_MS ID: checked additions with a short timeout
- * for DURATION_MS while servers and other clients die around it. Every
- * answer must be right; every failure must be a clean error. Prints
- * "done OK FAILED" and exits 0, or "wrong ..." / "unclean ..." and 1. */
-static int role_soakclient(int argc, char **argv) {
-  shmrpc_client *client = NULL;
-  unsigned long id, ok = 0, failed = 0, i = 0;
+/* One soak client thread's work; see role_soakclient. */
+typedef struct soak_worker {
+  shmrpc_client *client;
   int64_t end;
-  int rc;
+  unsigned long id, ok, failed;
+  char problem[96]; /* "" while all is well */
+} soak_worker;
+
+static void soak_worker_main(void *arg) {
+  soak_worker *w = arg;
+  unsigned long i = 0;
+  while (test_now_ms() < w->end && w->problem[0] == '\0') {
+    unsigned char req[16], resp[8];
+    uint64_t a = ((uint64_t)w->id << 40) + i, b = (uint64_t)i * 104729u;
+    size_t len = 0;
+    int rc;
+    i++;
+    test_put_u64(req, a);
+    test_put_u64(req + 8, b);
+    rc = shmrpc_call(w->client, T_ADD, req, 16, resp, 8, &len, 200);
+    if (rc == 0) {
+      if (len != 8 || test_get_u64(resp) != a + b)
+        snprintf(w->problem, sizeof(w->problem), "wrong answer at call %lu",
+                 i);
+      else
+        w->ok++;
+    } else if (rc == SHMRPC_ETIMEDOUT || rc == SHMRPC_ESERVERDIED ||
+               rc == SHMRPC_ESHUTDOWN || rc == SHMRPC_ENOSERVER) {
+      w->failed++;
+    } else {
+      snprintf(w->problem, sizeof(w->problem), "unclean %s",
+               shmrpc_err_name(rc));
+    }
+  }
+}
+
+/* soakclient NAME DURATION_MS ID: two threads making checked additions
+ * through one shared handle with a short timeout for DURATION_MS, while
+ * servers and other clients die around them. Every answer must be right;
+ * every failure must be a clean error. Prints "done OK FAILED" and exits 0,
+ * or "wrong ..." / "unclean ..." and 1. */
+static int role_soakclient(int argc, char **argv) {
+  soak_worker workers[2];
+  test_thread *threads[2];
+  shmrpc_client *client = NULL;
+  unsigned long failed_opens = 0;
+  int64_t end;
+  int i, rc;
   if (argc < 5)
     return 2;
   end = test_now_ms() + strtol(argv[3], NULL, 10);
-  id = strtoul(argv[4], NULL, 10);
-  while (test_now_ms() < end) {
-    unsigned char req[16], resp[8];
-    uint64_t a = ((uint64_t)id << 40) + i, b = (uint64_t)i * 104729u;
-    size_t len = 0;
-    i++;
-    if (client == NULL) {
-      rc = shmrpc_client_open(&client, argv[2], NULL, 200);
-      if (rc == SHMRPC_ENOSERVER) {
-        failed++;
-        continue;
-      }
-      if (rc != 0) {
-        printf("unclean open %s\n", shmrpc_err_name(rc));
-        return 1;
-      }
+  while ((rc = shmrpc_client_open(&client, argv[2], NULL, 200)) != 0) {
+    if (rc != SHMRPC_ENOSERVER) {
+      printf("unclean open %s\n", shmrpc_err_name(rc));
+      return 1;
     }
-    test_put_u64(req, a);
-    test_put_u64(req + 8, b);
-    rc = shmrpc_call(client, T_ADD, req, 16, resp, 8, &len, 200);
-    if (rc == 0) {
-      if (len != 8 || test_get_u64(resp) != a + b) {
-        printf("wrong answer at call %lu\n", i);
-        return 1;
-      }
-      ok++;
-    } else if (rc == SHMRPC_ETIMEDOUT || rc == SHMRPC_ESERVERDIED ||
-               rc == SHMRPC_ESHUTDOWN || rc == SHMRPC_ENOSERVER) {
-      failed++;
-    } else {
-      printf("unclean %s\n", shmrpc_err_name(rc));
+    failed_opens++;
+    if (test_now_ms() >= end) {
+      printf("done 0 %lu\n", failed_opens);
+      return 0;
+    }
+  }
+  for (i = 0; i < 2; i++) {
+    memset(&workers[i], 0, sizeof(workers[i]));
+    workers[i].client = client;
+    workers[i].end = end;
+    workers[i].id = strtoul(argv[4], NULL, 10) * 2 + (unsigned long)i;
+    if (test_thread_start(&threads[i], soak_worker_main, &workers[i]) != 0)
+      return 1;
+  }
+  for (i = 0; i < 2; i++)
+    test_thread_join(threads[i]);
+  shmrpc_client_close(client);
+  for (i = 0; i < 2; i++) {
+    if (workers[i].problem[0] != '\0') {
+      printf("%s\n", workers[i].problem);
       return 1;
     }
   }
-  shmrpc_client_close(client);
-  printf("done %lu %lu\n", ok, failed);
+  printf("done %lu %lu\n", workers[0].ok + workers[1].ok,
+         workers[0].failed + workers[1].failed + failed_opens);
   return 0;
 }
 

@@ -18,7 +18,9 @@ enum test_method {
   T_FAIL = 4, /* application error T_FAIL_CODE with T_FAIL_MESSAGE */
   T_BIG = 5,  /* u32 n -> n bytes of pattern, or SHMRPC_ETOOBIG */
   T_STOP = 6, /* stops the server after answering */
-  T_GATE = 7  /* in-process only: blocks until the test opens the gate */
+  T_GATE = 7, /* in-process only: blocks until the test opens the gate */
+  T_FAILWITH = 8 /* u32 code -> application error code, message "fail
+                    <code>" */
 };
 
 #define T_FAIL_CODE 42

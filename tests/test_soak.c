@@ -1,7 +1,9 @@
 /*
- * Soak: 8 client processes make checked calls while clients are killed at
- * random and the server is killed and restarted a few times. Zero wrong
- * answers, every failure a clean error, no name left at the end.
+ * Soak: 8 client processes, each with two threads calling through one
+ * shared handle, make checked calls to a server of 4 lanes and 3 workers
+ * (so that callers queue for lanes and handlers run at once), while clients
+ * are killed at random and the server is killed and restarted a few times.
+ * Zero wrong answers, every failure a clean error, no name left at the end.
  * SHMRPC_SOAK_MS sets the duration (default 20000; CI keeps it under 60 s).
  */
 #include <setjmp.h>
@@ -18,6 +20,8 @@
 
 #define SOAK_CLIENTS 8
 #define SERVER_RESTARTS 4
+
+static const char *const soak_server[] = {"lanes=4", "workers=3", NULL};
 
 typedef struct soak {
   const char *name;
@@ -71,7 +75,7 @@ static void test_soak(void **state) {
     s.duration_ms = 1000;
   s.rng = test_proc_self_pid();
 
-  server = test_spawn_server(s.name, "4096");
+  server = test_spawn_server_args(s.name, "4096", soak_server);
   start = test_now_ms();
   end = start + s.duration_ms;
   next_restart = start + s.duration_ms / (SERVER_RESTARTS + 1);
@@ -99,7 +103,7 @@ static void test_soak(void **state) {
       test_proc_kill(server);
       test_proc_free(server);
       test_wait_service_dead(s.name);
-      server = test_spawn_server(s.name, "4096");
+      server = test_spawn_server_args(s.name, "4096", soak_server);
       restarts++;
       next_restart += s.duration_ms / (SERVER_RESTARTS + 1);
     }
