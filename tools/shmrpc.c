@@ -136,6 +136,13 @@ static const char general_help[] =
     "                     latency (min, p50, p99, max)\n"
     "  methods NAME       the methods the server registered: id and name\n"
     "  clean [NAME...]    remove the names of services whose server died\n"
+#ifdef SHMRPC_TOOL_BRIDGE
+    "  bridge export NAME --listen URL\n"
+    "                     serve service NAME to the network over nng\n"
+    "                     (loopback only unless --allow-remote)\n"
+    "  bridge import URL --as NAME\n"
+    "                     publish the export at URL as local service NAME\n"
+#endif
     "  help [COMMAND]     this text, or a command's\n"
     "\n"
     "Options (each command's --help says which it takes):\n"
@@ -360,7 +367,13 @@ static int run(int argc, char **argv, char **operands) {
   const tool_command *command;
   parsed_line line;
   size_t i;
-  int rc = parse_line(argc, argv, operands, &line);
+  int rc;
+#ifdef SHMRPC_TOOL_BRIDGE
+  /* The bridge has options of its own: it parses its line itself. */
+  if (argc >= 2 && strcmp(argv[1], "bridge") == 0)
+    return finish(tool_bridge(argc - 1, argv + 1));
+#endif
+  rc = parse_line(argc, argv, operands, &line);
   if (rc != 0)
     return rc;
 
@@ -378,6 +391,13 @@ static int run(int argc, char **argv, char **operands) {
   if (strcmp(line.options.command, "help") == 0) {
     if (line.options.operand_count == 0)
       return finish(print_help(general_help));
+#ifdef SHMRPC_TOOL_BRIDGE
+    if (line.options.operand_count == 1 &&
+        strcmp(line.options.operands[0], "bridge") == 0) {
+      tool_bridge_help();
+      return finish(TOOL_EXIT_OK);
+    }
+#endif
     command = find_command(line.options.operands[0]);
     if (command == NULL || line.options.operand_count > 1) {
       tool_error("help", "no command '%s' (see 'shmrpc --help')",

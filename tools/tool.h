@@ -3,7 +3,7 @@
  * command line and runs one command; services.c holds the commands that
  * read control blocks (list, stat, clean), calls.c those that call a server
  * (ping, methods); output.c prints JSON and text safely; clock.c is the one
- * piece of platform code. Everything else goes through the public API.
+ * piece of platform code; bridge.c is `shmrpc bridge` (when nng is there). Everything else goes through the public API.
  */
 #ifndef SHMRPC_TOOL_H
 #define SHMRPC_TOOL_H
@@ -42,6 +42,11 @@ int tool_stat(const tool_options *options);
 int tool_clean(const tool_options *options);
 int tool_ping(const tool_options *options);
 int tool_methods(const tool_options *options);
+
+/* `shmrpc bridge ...` (bridge.c, built when nng is present): parses its
+ * own arguments, argv[0] being "bridge"; and its --help text. */
+int tool_bridge(int argc, char **argv);
+void tool_bridge_help(void);
 
 /* Prints "shmrpc: COMMAND: message" and a newline on stderr. */
 void tool_error(const char *command, const char *format, ...)
