@@ -27,11 +27,12 @@ size_t bridge_wire_put_request(unsigned char out[BRIDGE_WIRE_REQUEST_HEADER],
 }
 
 size_t bridge_wire_put_answer(unsigned char out[BRIDGE_WIRE_ANSWER_HEADER],
-                              unsigned kind, int32_t status, int32_t app_code,
+                              unsigned request_kind, int32_t status,
+                              int32_t app_code,
                               uint16_t message_len, uint32_t payload_len) {
   shmrpc_writer writer;
   shmrpc_writer_init(&writer, out, BRIDGE_WIRE_ANSWER_HEADER);
-  put_prefix(&writer, kind);
+  put_prefix(&writer, request_kind | BRIDGE_WIRE_ANSWER_BIT);
   shmrpc_put_i32(&writer, status);
   shmrpc_put_i32(&writer, app_code);
   shmrpc_put_u16(&writer, message_len);

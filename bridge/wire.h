@@ -71,10 +71,11 @@ size_t bridge_wire_put_request(unsigned char out[BRIDGE_WIRE_REQUEST_HEADER],
                                unsigned kind, uint32_t method,
                                int32_t timeout_ms, uint32_t payload_len);
 
-/* Writes an answer header into out; the message_len bytes of message and
+/* Writes the header of the answer to a request of kind request_kind (the
+ * answer bit is added here) into out; the message_len bytes of message and
  * the payload follow it. Returns BRIDGE_WIRE_ANSWER_HEADER. */
 size_t bridge_wire_put_answer(unsigned char out[BRIDGE_WIRE_ANSWER_HEADER],
-                              unsigned kind, int32_t status, int32_t app_code,
+                              unsigned request_kind, int32_t status, int32_t app_code,
                               uint16_t message_len, uint32_t payload_len);
 
 /*
