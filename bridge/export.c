@@ -22,7 +22,9 @@
 typedef struct export_worker {
   bridge_export *owner;
   nng_ctx ctx;
-  nng_aio *aio;
+  nng_aio *recv_aio;
+  nng_aio *send_aio;
+  int sending;             /* send_aio holds an answer not yet sent */
   nng_thread *thread;
   shmrpc_client *client;   /* NULL until connected */
   unsigned deaths_seen;    /* owner->deaths when client was opened */
@@ -54,7 +56,7 @@ static nng_msg *make_answer(unsigned kind, int32_t status, int32_t app_code,
   nng_msg *msg;
   if (message_len > BRIDGE_WIRE_MESSAGE_MAX)
     message_len = BRIDGE_WIRE_MESSAGE_MAX;
-  bridge_wire_put_answer(header, kind | BRIDGE_WIRE_ANSWER_BIT, status,
+  bridge_wire_put_answer(header, kind, status,
                          app_code, (uint16_t)message_len,
                          (uint32_t)payload_len);
   if (nng_msg_alloc(&msg, 0) != 0)
@@ -146,33 +148,43 @@ static nng_msg *serve_request(export_worker *worker, const void *data,
   return serve_call(worker, &req);
 }
 
+/* Waits for the last answer to be sent (to reuse its aio); an answer nng
+ * could not send is still ours to free. */
+static void finish_send(export_worker *worker) {
+  if (!worker->sending)
+    return;
+  nng_aio_wait(worker->send_aio);
+  if (nng_aio_result(worker->send_aio) != 0 &&
+      nng_aio_get_msg(worker->send_aio) != NULL)
+    nng_msg_free(nng_aio_get_msg(worker->send_aio));
+  worker->sending = 0;
+}
+
 static void worker_main(void *arg) {
   export_worker *worker = arg;
   for (;;) {
     nng_msg *request, *answer;
     int rv;
-    nng_ctx_recv(worker->ctx, worker->aio);
-    nng_aio_wait(worker->aio);
-    rv = nng_aio_result(worker->aio);
+    nng_ctx_recv(worker->ctx, worker->recv_aio);
+    nng_aio_wait(worker->recv_aio);
+    rv = nng_aio_result(worker->recv_aio);
     if (rv == NNG_ECLOSED)
-      return;
+      break;
     if (rv != 0)
       continue;
-    request = nng_aio_get_msg(worker->aio);
+    request = nng_aio_get_msg(worker->recv_aio);
     answer = serve_request(worker, nng_msg_body(request), nng_msg_len(request));
     nng_msg_free(request);
+    finish_send(worker);
     if (answer == NULL)
       continue;
-    nng_aio_set_msg(worker->aio, answer);
-    nng_ctx_send(worker->ctx, worker->aio);
-    nng_aio_wait(worker->aio);
-    rv = nng_aio_result(worker->aio);
-    if (rv != 0) {
-      nng_msg_free(answer); /* not sent: still ours */
-      if (rv == NNG_ECLOSED)
-        return;
-    }
+    /* The next receive is posted at once: waiting for the send to complete
+     * first would cost this thread a wake-up per call. */
+    nng_aio_set_msg(worker->send_aio, answer);
+    nng_ctx_send(worker->ctx, worker->send_aio);
+    worker->sending = 1;
   }
+  finish_send(worker);
 }
 
 /* Fills exp->url: the URL given, with the port the system chose if it
@@ -204,7 +216,9 @@ static int workers_start(bridge_export *exp, shmrpc_client *first,
       return bridge__fail(error, SHMRPC_ENOMEM, "out of memory");
     rv = nng_ctx_open(&worker->ctx, exp->socket);
     if (rv == 0)
-      rv = nng_aio_alloc(&worker->aio, NULL, NULL);
+      rv = nng_aio_alloc(&worker->recv_aio, NULL, NULL);
+    if (rv == 0)
+      rv = nng_aio_alloc(&worker->send_aio, NULL, NULL);
     if (rv == 0)
       rv = nng_thread_create(&worker->thread, worker_main, worker);
     if (rv != 0)
@@ -319,8 +333,10 @@ void bridge_export_stop(bridge_export *exp) {
     export_worker *worker = &exp->workers[i];
     if (worker->thread != NULL)
       nng_thread_destroy(worker->thread); /* joins */
-    if (worker->aio != NULL)
-      nng_aio_free(worker->aio);
+    if (worker->recv_aio != NULL)
+      nng_aio_free(worker->recv_aio);
+    if (worker->send_aio != NULL)
+      nng_aio_free(worker->send_aio);
     shmrpc_client_close(worker->client);
     free(worker->response);
   }

@@ -34,7 +34,8 @@
 
 typedef struct import_lane {
   nng_ctx ctx;
-  nng_aio *aio;
+  nng_aio *send_aio;
+  nng_aio *recv_aio;
   int busy;      /* borrowed by a call */
   int in_flight; /* between sending and receiving: a lost pipe cancels */
 } import_lane;
@@ -108,8 +109,10 @@ static void on_pipe_removed(nng_pipe pipe, nng_pipe_ev event, void *arg) {
   imp->connected--;
   imp->removals++;
   for (i = 0; i < IMPORT_LANES; i++) {
-    if (imp->lanes[i].in_flight)
-      nng_aio_cancel(imp->lanes[i].aio);
+    if (imp->lanes[i].in_flight) {
+      nng_aio_cancel(imp->lanes[i].send_aio);
+      nng_aio_cancel(imp->lanes[i].recv_aio);
+    }
   }
   tell = imp->started && !imp->stopping;
   nng_mtx_unlock(imp->lock);
@@ -163,7 +166,7 @@ static nng_duration time_left(nng_time deadline) {
 static int exchange(bridge_import *imp, import_lane *lane, nng_msg *request,
                     nng_time deadline, nng_msg **answer) {
   unsigned removals;
-  int rv, lost, stopping;
+  int rv, send_rv, lost, stopping;
 
   nng_mtx_lock(imp->lock);
   if (imp->connected == 0 || imp->stopping) {
@@ -176,27 +179,31 @@ static int exchange(bridge_import *imp, import_lane *lane, nng_msg *request,
   lane->in_flight = 1;
   nng_mtx_unlock(imp->lock);
 
-  nng_aio_set_msg(lane->aio, request);
-  nng_aio_set_timeout(lane->aio, time_left(deadline));
-  nng_ctx_send(lane->ctx, lane->aio);
-  nng_aio_wait(lane->aio);
-  rv = nng_aio_result(lane->aio);
-  if (rv != 0) {
-    nng_msg_free(nng_aio_get_msg(lane->aio)); /* not sent: still ours */
-  } else {
-    nng_aio_set_timeout(lane->aio, time_left(deadline));
-    nng_ctx_recv(lane->ctx, lane->aio);
-    /* A pipe lost before the receive began cancelled nothing: do it. */
-    nng_mtx_lock(imp->lock);
-    lost = imp->removals != removals;
-    nng_mtx_unlock(imp->lock);
-    if (lost)
-      nng_aio_cancel(lane->aio);
-    nng_aio_wait(lane->aio);
-    rv = nng_aio_result(lane->aio);
-    if (rv == 0)
-      *answer = nng_aio_get_msg(lane->aio);
+  /* The receive is posted right after the send, without waiting for the
+   * send to complete: that wait would cost this thread a wake-up. */
+  nng_aio_set_msg(lane->send_aio, request);
+  nng_aio_set_timeout(lane->send_aio, time_left(deadline));
+  nng_aio_set_timeout(lane->recv_aio, time_left(deadline));
+  nng_ctx_send(lane->ctx, lane->send_aio);
+  nng_ctx_recv(lane->ctx, lane->recv_aio);
+  /* A pipe lost before the receive began cancelled nothing: do it. */
+  nng_mtx_lock(imp->lock);
+  lost = imp->removals != removals;
+  nng_mtx_unlock(imp->lock);
+  if (lost) {
+    nng_aio_cancel(lane->send_aio);
+    nng_aio_cancel(lane->recv_aio);
   }
+  nng_aio_wait(lane->recv_aio);
+  nng_aio_wait(lane->send_aio);
+  send_rv = nng_aio_result(lane->send_aio);
+  if (send_rv != 0 && nng_aio_get_msg(lane->send_aio) != NULL)
+    nng_msg_free(nng_aio_get_msg(lane->send_aio)); /* not sent: still ours */
+  rv = nng_aio_result(lane->recv_aio);
+  if (rv == 0)
+    *answer = nng_aio_get_msg(lane->recv_aio);
+  else if (send_rv != 0 && send_rv != NNG_ECANCELED)
+    rv = send_rv; /* why the call never left */
 
   nng_mtx_lock(imp->lock);
   lane->in_flight = 0;
@@ -388,7 +395,8 @@ static int ask_capacity(bridge_import *imp,
     nng_aio_wait(aio);
     rv = nng_aio_result(aio);
     if (rv != 0) {
-      nng_msg_free(nng_aio_get_msg(aio));
+      if (nng_aio_get_msg(aio) != NULL)
+        nng_msg_free(nng_aio_get_msg(aio));
     } else {
       nng_aio_set_timeout(aio, time_left(deadline));
       nng_recv_aio(socket, aio);
@@ -456,7 +464,9 @@ static int publish(bridge_import *imp, const char *service,
   for (i = 0; i < IMPORT_LANES; i++) {
     rv = nng_ctx_open(&imp->lanes[i].ctx, imp->socket);
     if (rv == 0)
-      rv = nng_aio_alloc(&imp->lanes[i].aio, NULL, NULL);
+      rv = nng_aio_alloc(&imp->lanes[i].send_aio, NULL, NULL);
+    if (rv == 0)
+      rv = nng_aio_alloc(&imp->lanes[i].recv_aio, NULL, NULL);
     if (rv != 0)
       return bridge__nng_fail(error, "cannot make contexts for", imp->url,
                               rv);
@@ -553,8 +563,10 @@ void bridge_import_stop(bridge_import *imp) {
     nng_thread_destroy(imp->server_thread); /* joins */
   shmrpc_server_destroy(imp->server);
   for (i = 0; i < IMPORT_LANES; i++) {
-    if (imp->lanes[i].aio != NULL)
-      nng_aio_free(imp->lanes[i].aio);
+    if (imp->lanes[i].send_aio != NULL)
+      nng_aio_free(imp->lanes[i].send_aio);
+    if (imp->lanes[i].recv_aio != NULL)
+      nng_aio_free(imp->lanes[i].recv_aio);
   }
   if (imp->changed != NULL)
     nng_cv_free(imp->changed);
