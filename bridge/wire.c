@@ -67,6 +67,14 @@ static int get_prefix(shmrpc_reader *reader, unsigned *kind,
   return 0;
 }
 
+/* Starts decoding the len bytes at data: clears *why, reads the prefix. */
+static int begin(shmrpc_reader *reader, const void *data, size_t len,
+                 unsigned *kind, const char **why) {
+  refuse(why, "", 0);
+  shmrpc_reader_init(reader, data, len);
+  return get_prefix(reader, kind, why);
+}
+
 int bridge_wire_get_request(const void *data, size_t len, size_t max_payload,
                             bridge_request *out, const char **why) {
   shmrpc_reader reader;
@@ -75,9 +83,7 @@ int bridge_wire_get_request(const void *data, size_t len, size_t max_payload,
   unsigned kind = 0;
   int rc;
 
-  refuse(why, "", 0);
-  shmrpc_reader_init(&reader, data, len);
-  rc = get_prefix(&reader, &kind, why);
+  rc = begin(&reader, data, len, &kind, why);
   if (rc != 0)
     return rc;
   shmrpc_get_u32(&reader, &method);
@@ -118,9 +124,7 @@ int bridge_wire_get_answer(const void *data, size_t len, unsigned request_kind,
   size_t body;
   int rc;
 
-  refuse(why, "", 0);
-  shmrpc_reader_init(&reader, data, len);
-  rc = get_prefix(&reader, &kind, why);
+  rc = begin(&reader, data, len, &kind, why);
   if (rc != 0)
     return rc;
   shmrpc_get_i32(&reader, &status);

@@ -503,21 +503,28 @@ static void expect_sum(bridged *b) {
   shmrpc_client_close(client);
 }
 
+/* Kills victim (SIGKILL) while a sleep of sleep_ms runs through the
+ * import with a timeout of 20 s: the caller must get SHMRPC_ESERVERDIED
+ * well within it. */
+static void kill_under_call(bridged *b, helper_proc *victim, int64_t sleep_ms) {
+  pending_call call;
+  int64_t killed;
+  pending_start(&call, b, sleep_ms, 20000);
+  killed = test_now_ms();
+  helper_kill(victim);
+  test_thread_join(call.thread);
+  assert_int_equal(call.rc, SHMRPC_ESERVERDIED);
+  assert_true(test_now_ms() - killed < 5000);
+}
+
 /* The server dies under a call: the caller learns it at once (not at its
  * 20 s timeout), later calls say there is no server, and a new server is
  * reached through the same export and import. */
 static void test_server_killed(void **state) {
-  pending_call call;
-  int64_t killed;
   bridged b;
   (void)state;
   bridged_start(&b, "srvkill", NULL);
-  pending_start(&call, &b, 5000, 20000);
-  killed = test_now_ms();
-  helper_kill(&b.server);
-  test_thread_join(call.thread);
-  assert_int_equal(call.rc, SHMRPC_ESERVERDIED);
-  assert_true(test_now_ms() - killed < 5000);
+  kill_under_call(&b, &b.server, 5000);
   expect_prompt_error(&b, SHMRPC_ENOSERVER);
   start_calc(&b);
   expect_sum(&b);
@@ -529,17 +536,10 @@ static void test_server_killed(void **state) {
  * an export listens at the URL again. */
 static void test_export_killed(void **state) {
   char line[LINE_MAX_LEN], listen_url[sizeof(((bridged *)0)->url)];
-  pending_call call;
-  int64_t killed;
   bridged b;
   (void)state;
   bridged_start(&b, "expkill", NULL);
-  pending_start(&call, &b, 1000, 20000);
-  killed = test_now_ms();
-  helper_kill(&b.exp);
-  test_thread_join(call.thread);
-  assert_int_equal(call.rc, SHMRPC_ESERVERDIED);
-  assert_true(test_now_ms() - killed < 5000);
+  kill_under_call(&b, &b.exp, 1000);
   helper_expect(&b.imp, "lost the connection to ", line, sizeof(line));
   expect_prompt_error(&b, SHMRPC_ENOSERVER);
 
@@ -623,6 +623,29 @@ static int raw_exchange(nng_socket socket, const void *data, size_t len,
   return rv;
 }
 
+/* Sends data to the export and expects an answer with status and a
+ * message that contains text. */
+static void expect_refusal(nng_socket socket, const void *data, size_t len,
+                           int status, const char *text) {
+  char message[BRIDGE_WIRE_MESSAGE_MAX + 1];
+  nng_msg *answer = NULL;
+  bridge_answer decoded;
+  const char *why;
+  assert_int_equal(raw_exchange(socket, data, len, &answer), 0);
+  assert_int_equal(bridge_wire_get_answer(nng_msg_body(answer),
+                                          nng_msg_len(answer),
+                                          BRIDGE_WIRE_CALL, 0, &decoded, &why),
+                   0);
+  assert_int_equal(decoded.status, status);
+  memcpy(message, decoded.message, decoded.message_len);
+  message[decoded.message_len] = '\0';
+  if (strstr(message, text) == NULL) {
+    print_error("expected \"%s\" in \"%s\"\n", text, message);
+    fail();
+  }
+  nng_msg_free(answer);
+}
+
 static nng_socket raw_connect(const char *url) {
   nng_socket socket;
   assert_int_equal(nng_req0_open(&socket), 0);
@@ -643,8 +666,6 @@ static void test_hostile_peer(void **state) {
   unsigned char *oversize;
   nng_socket socket;
   nng_msg *answer = NULL;
-  bridge_answer decoded;
-  const char *why;
   bridged b;
   (void)state;
   if (use_tls)
@@ -652,26 +673,12 @@ static void test_hostile_peer(void **state) {
   bridged_start(&b, "hostile", NULL);
   socket = raw_connect(b.url);
 
-  assert_int_equal(raw_exchange(socket, garbage, sizeof(garbage), &answer), 0);
-  assert_int_equal(bridge_wire_get_answer(nng_msg_body(answer),
-                                          nng_msg_len(answer),
-                                          BRIDGE_WIRE_CALL, 0, &decoded, &why),
-                   0);
-  assert_int_equal(decoded.status, SHMRPC_EPROTO);
-  assert_true(decoded.message_len > 0);
-  nng_msg_free(answer);
+  expect_refusal(socket, garbage, sizeof(garbage), SHMRPC_EPROTO, "magic");
 
   /* Another version: refused, and said so. */
   bridge_wire_put_request(header, BRIDGE_WIRE_CALL, CALC_ADD, 1000, 0);
   header[2] = 2;
-  assert_int_equal(raw_exchange(socket, header, sizeof(header), &answer), 0);
-  assert_int_equal(bridge_wire_get_answer(nng_msg_body(answer),
-                                          nng_msg_len(answer),
-                                          BRIDGE_WIRE_CALL, 0, &decoded, &why),
-                   0);
-  assert_int_equal(decoded.status, SHMRPC_EPROTO);
-  assert_non_null(strstr(decoded.message, "version"));
-  nng_msg_free(answer);
+  expect_refusal(socket, header, sizeof(header), SHMRPC_EPROTO, "version");
 
   /* One byte longer than the slot: read (it is within nng's allowance for
    * its own headers) and refused. */
@@ -679,17 +686,9 @@ static void test_hostile_peer(void **state) {
   assert_non_null(oversize);
   bridge_wire_put_request(oversize, BRIDGE_WIRE_CALL, CALC_EVAL, 1000,
                           SHMRPC_DEFAULT_CAPACITY + 1);
-  assert_int_equal(
-      raw_exchange(socket, oversize,
-                   BRIDGE_WIRE_REQUEST_HEADER + SHMRPC_DEFAULT_CAPACITY + 1,
-                   &answer),
-      0);
-  assert_int_equal(bridge_wire_get_answer(nng_msg_body(answer),
-                                          nng_msg_len(answer),
-                                          BRIDGE_WIRE_CALL, 0, &decoded, &why),
-                   0);
-  assert_int_equal(decoded.status, SHMRPC_ETOOBIG);
-  nng_msg_free(answer);
+  expect_refusal(socket, oversize,
+                 BRIDGE_WIRE_REQUEST_HEADER + SHMRPC_DEFAULT_CAPACITY + 1,
+                 SHMRPC_ETOOBIG, "larger than the exported slot");
   /* Twice the slot: the length prefix alone gets the connection dropped,
    * before the body is read; no answer comes. */
   bridge_wire_put_request(oversize, BRIDGE_WIRE_CALL, CALC_EVAL, 1000,

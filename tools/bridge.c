@@ -6,7 +6,6 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,17 +88,6 @@ static int usage(const char *format, const char *arg) {
   return TOOL_EXIT_USAGE;
 }
 
-static int parse_number(const char *text, long min, long max, long *out) {
-  char *end;
-  long value;
-  errno = 0;
-  value = strtol(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || value < min || value > max)
-    return -1;
-  *out = value;
-  return 0;
-}
-
 /* Reads the options after `bridge MODE`. Returns 0, -1 after --help, or an
  * exit code after reporting. */
 static int parse(int argc, char **argv, bridge_line *line) {
@@ -139,10 +127,10 @@ static int parse(int argc, char **argv, bridge_line *line) {
     else if (IS("--tls-server-name"))
       line->tls.server_name = value;
     else if (IS("--workers")) {
-      if (parse_number(value, 1, BRIDGE_MAX_WORKERS, &line->workers) != 0)
+      if (tool_parse_long(value, 1, BRIDGE_MAX_WORKERS, &line->workers) != 0)
         return usage("bad --workers '%s' (1 to 64)", value);
     } else if (IS("--timeout")) {
-      if (parse_number(value, -1, INT32_MAX, &line->timeout_ms) != 0)
+      if (tool_parse_long(value, -1, INT32_MAX, &line->timeout_ms) != 0)
         return usage("bad --timeout '%s' (milliseconds, or -1)", value);
       line->timeout_given = 1;
     } else {

@@ -219,8 +219,7 @@ static int usage_error(const char *command, const char *format, ...) {
   return TOOL_EXIT_USAGE;
 }
 
-/* Parses a whole decimal number in [min, max]. Returns 0 or -1. */
-static int parse_long(const char *text, long min, long max, long *out) {
+int tool_parse_long(const char *text, long min, long max, long *out) {
   char *end;
   long value;
   errno = 0;
@@ -316,7 +315,7 @@ static int parse_line(int argc, char **argv, char **operands,
       value = option_value(argc, argv, &i, equals);
       if (value == NULL)
         return usage_error(options->command, "--timeout needs a value in ms");
-      if (parse_long(value, -1, INT32_MAX, &number) != 0)
+      if (tool_parse_long(value, -1, INT32_MAX, &number) != 0)
         return usage_error(options->command,
                            "bad --timeout '%s' (milliseconds, or -1 for "
                            "no limit)",
@@ -327,7 +326,7 @@ static int parse_line(int argc, char **argv, char **operands,
       value = option_value(argc, argv, &i, equals);
       if (value == NULL)
         return usage_error(options->command, "%s needs a count", arg);
-      if (parse_long(value, 1, TOOL_MAX_PING_COUNT, &number) != 0)
+      if (tool_parse_long(value, 1, TOOL_MAX_PING_COUNT, &number) != 0)
         return usage_error(options->command,
                            "bad count '%s' (1 to 10000000 round trips)", value);
       options->count = number;
@@ -336,7 +335,7 @@ static int parse_line(int argc, char **argv, char **operands,
       value = option_value(argc, argv, &i, equals);
       if (value == NULL)
         return usage_error(options->command, "--size needs a byte count");
-      if (parse_long(value, 0, (long)SHMRPC_MAX_CAPACITY, &number) != 0)
+      if (tool_parse_long(value, 0, (long)SHMRPC_MAX_CAPACITY, &number) != 0)
         return usage_error(options->command, "bad --size '%s' (bytes)", value);
       options->size = (size_t)number;
       note_option(line, OPT_SIZE, "--size");

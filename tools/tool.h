@@ -60,6 +60,10 @@ void tool_error(const char *command, const char *format, ...)
  * (TOOL_EXIT_USAGE for SHMRPC_EINVAL, else TOOL_EXIT_RUNTIME). */
 int tool_fail(const char *command, const char *what, const char *name, int err);
 
+/* Parses a whole decimal number in [min, max] into *out. Returns 0 or -1
+ * (shmrpc.c). */
+int tool_parse_long(const char *text, long min, long max, long *out);
+
 /* A monotonic clock in nanoseconds (clock.c). */
 uint64_t tool_now_ns(void);
 
