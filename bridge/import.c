@@ -473,6 +473,8 @@ static int publish(bridge_import *imp, const char *service,
   }
   shmrpc_server_options_init(&server_options);
   server_options.capacity = imp->capacity;
+  /* Once servers have worker threads: server_options.workers =
+   * IMPORT_LANES, and each worker borrows a lane of its own. */
   rc = shmrpc_server_create(&imp->server, service, &server_options);
   if (rc != 0)
     return bridge__fail(error, rc, "cannot publish '%s': %s (%s)", service,
