@@ -147,9 +147,9 @@ static int nng_bench_connect(void *opaque, void **out) {
   return 0;
 }
 
-static int nng_bench_call(void *opaque, const void *request,
-                          size_t request_len, void *response,
-                          size_t response_cap, size_t *response_len) {
+static int nng_bench_call(void *opaque, const void *request, size_t request_len,
+                          void *response, size_t response_cap,
+                          size_t *response_len) {
   nng_bench_conn *conn = opaque;
   nng_msg *msg;
   int rv;

@@ -98,7 +98,7 @@ typedef struct bridge_import_options {
   const char *service;        /* the local name to publish */
   int32_t connect_timeout_ms; /* how long to wait for the export at start */
   bridge_tls tls;
-  bridge_event_fn on_event;   /* may be NULL */
+  bridge_event_fn on_event; /* may be NULL */
   void *event_ctx;
 } bridge_import_options;
 

@@ -23,10 +23,10 @@ int bridge__fail(bridge_error *error, int code, const char *format, ...) {
 
 int bridge__nng_fail(bridge_error *error, const char *what, const char *url,
                      int nng_rv) {
-  int code = nng_rv == NNG_EADDRINVAL || nng_rv == NNG_ENOTSUP ||
-                     nng_rv == NNG_EINVAL
-                 ? SHMRPC_EINVAL
-                 : SHMRPC_EOS;
+  int code =
+      nng_rv == NNG_EADDRINVAL || nng_rv == NNG_ENOTSUP || nng_rv == NNG_EINVAL
+          ? SHMRPC_EINVAL
+          : SHMRPC_EOS;
   return bridge__fail(error, code, "%s %s: %s", what, url,
                       nng_strerror(nng_rv));
 }
@@ -60,8 +60,10 @@ int bridge__check_url(const char *url, int listening, int allow_remote,
   int secure;
 
   if (url == NULL || strlen(url) >= BRIDGE_URL_MAX)
-    return bridge__fail(error, SHMRPC_EINVAL, "a URL of at most %d bytes "
-                        "is needed", BRIDGE_URL_MAX - 1);
+    return bridge__fail(error, SHMRPC_EINVAL,
+                        "a URL of at most %d bytes "
+                        "is needed",
+                        BRIDGE_URL_MAX - 1);
   if (starts_with(url, "tcp://"))
     secure = 0;
   else if (starts_with(url, "tls+tcp://"))
@@ -69,7 +71,8 @@ int bridge__check_url(const char *url, int listening, int allow_remote,
   else
     return bridge__fail(error, SHMRPC_EINVAL,
                         "unsupported URL '%s' (tcp://HOST:PORT or "
-                        "tls+tcp://HOST:PORT)", url);
+                        "tls+tcp://HOST:PORT)",
+                        url);
   authority = strstr(url, "://") + 3;
   if (authority[0] == '[') {
     host = authority + 1;
@@ -97,7 +100,8 @@ int bridge__check_url(const char *url, int listening, int allow_remote,
     return bridge__fail(error, SHMRPC_EINVAL,
                         "'%s' is not a loopback address: anyone who reaches "
                         "it could call the service; give --allow-remote to "
-                        "listen there anyway", url);
+                        "listen there anyway",
+                        url);
   if (!secure && tls != NULL &&
       (tls->cert_key_file != NULL || tls->ca_file != NULL ||
        tls->server_name != NULL))
@@ -106,11 +110,13 @@ int bridge__check_url(const char *url, int listening, int allow_remote,
   if (secure && listening && (tls == NULL || tls->cert_key_file == NULL))
     return bridge__fail(error, SHMRPC_EINVAL,
                         "'%s' needs --tls-cert: the export's certificate and "
-                        "key", url);
+                        "key",
+                        url);
   if (secure && !listening && (tls == NULL || tls->ca_file == NULL))
     return bridge__fail(error, SHMRPC_EINVAL,
                         "'%s' needs --tls-ca: the CA that signed the "
-                        "export's certificate", url);
+                        "export's certificate",
+                        url);
   if (listening && tls != NULL && tls->server_name != NULL)
     return bridge__fail(error, SHMRPC_EINVAL,
                         "--tls-server-name is for the import");
@@ -159,8 +165,7 @@ static int apply_tls(const bridge__endpoint *endpoint, const bridge_tls *tls,
                    ? NNG_TLS_AUTH_MODE_NONE
                    : NNG_TLS_AUTH_MODE_REQUIRED);
   if (rv != 0)
-    return bridge__nng_fail(error, "cannot require certificates on", "TLS",
-                            rv);
+    return bridge__nng_fail(error, "cannot require certificates on", "TLS", rv);
   return 0;
 }
 
@@ -173,9 +178,8 @@ int bridge__endpoint_create(bridge__endpoint *endpoint, nng_socket socket,
   rv = listening ? nng_listener_create(&endpoint->listener, socket, url)
                  : nng_dialer_create(&endpoint->dialer, socket, url);
   if (rv != 0)
-    return bridge__nng_fail(error, listening ? "cannot listen at"
-                                             : "cannot dial",
-                            url, rv);
+    return bridge__nng_fail(
+        error, listening ? "cannot listen at" : "cannot dial", url, rv);
   /* Keep-alive lets a connection whose peer vanished (no FIN: a machine
    * off, a cable out) end some day even for callers with no timeout. */
   (void)(listening ? nng_listener_set_bool(endpoint->listener,

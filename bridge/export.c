@@ -24,7 +24,7 @@ typedef struct export_worker {
   nng_ctx ctx;
   nng_aio *recv_aio;
   nng_aio *send_aio;
-  int sending;             /* send_aio holds an answer not yet sent */
+  int sending; /* send_aio holds an answer not yet sent */
   nng_thread *thread;
   shmrpc_client *client;   /* NULL until connected */
   unsigned deaths_seen;    /* owner->deaths when client was opened */
@@ -56,8 +56,7 @@ static nng_msg *make_answer(unsigned kind, int32_t status, int32_t app_code,
   nng_msg *msg;
   if (message_len > BRIDGE_WIRE_MESSAGE_MAX)
     message_len = BRIDGE_WIRE_MESSAGE_MAX;
-  bridge_wire_put_answer(header, kind, status,
-                         app_code, (uint16_t)message_len,
+  bridge_wire_put_answer(header, kind, status, app_code, (uint16_t)message_len,
                          (uint32_t)payload_len);
   if (nng_msg_alloc(&msg, 0) != 0)
     return NULL;
@@ -83,8 +82,7 @@ static int worker_connect(export_worker *worker) {
   shmrpc_client_close(worker->client);
   worker->client = NULL;
   worker->deaths_seen = deaths;
-  return shmrpc_client_open(&worker->client, exp->service, NULL,
-                            SHMRPC_NOWAIT);
+  return shmrpc_client_open(&worker->client, exp->service, NULL, SHMRPC_NOWAIT);
 }
 
 /* Makes the local call a request asks for and returns its answer. */
@@ -105,8 +103,7 @@ static nng_msg *serve_call(export_worker *worker, const bridge_request *req) {
                      &response_len, req->timeout_ms);
   switch (rc) {
   case 0:
-    return make_answer(req->kind, 0, 0, NULL, worker->response,
-                       response_len);
+    return make_answer(req->kind, 0, 0, NULL, worker->response, response_len);
   case SHMRPC_EAPP:
     code = shmrpc_client_app_error(worker->client, &message);
     return make_answer(req->kind, SHMRPC_EAPP, code, message, NULL, 0);
@@ -222,8 +219,8 @@ static int workers_start(bridge_export *exp, shmrpc_client *first,
     if (rv == 0)
       rv = nng_thread_create(&worker->thread, worker_main, worker);
     if (rv != 0)
-      return bridge__nng_fail(error, "cannot start the workers for",
-                              exp->url, rv);
+      return bridge__nng_fail(error, "cannot start the workers for", exp->url,
+                              rv);
   }
   return 0;
 }
@@ -245,8 +242,8 @@ int bridge_export_start(bridge_export **out,
   if (options->workers < 0 || options->workers > BRIDGE_MAX_WORKERS)
     return bridge__fail(error, SHMRPC_EINVAL, "workers: 1 to %d",
                         BRIDGE_MAX_WORKERS);
-  rc = bridge__check_url(options->url, 1, options->allow_remote,
-                         &options->tls, error);
+  rc = bridge__check_url(options->url, 1, options->allow_remote, &options->tls,
+                         error);
   if (rc != 0)
     return rc;
   rc = shmrpc_client_open(&first, options->service, NULL,

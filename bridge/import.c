@@ -45,17 +45,17 @@ struct bridge_import {
   int socket_open;
   bridge__endpoint endpoint;
   char url[BRIDGE_URL_MAX];
-  uint32_t capacity;     /* the export's, and so the local slot's */
+  uint32_t capacity; /* the export's, and so the local slot's */
   shmrpc_server *server;
   nng_thread *server_thread;
   bridge_event_fn on_event;
   void *event_ctx;
 
-  nng_mtx *lock;         /* guards what follows */
-  nng_cv *changed;       /* a lane came free, or a pipe came */
-  int connected;         /* pipes to the export (0 or 1) */
-  unsigned removals;     /* pipes lost so far */
-  int started;           /* connection changes are reported from now on */
+  nng_mtx *lock;     /* guards what follows */
+  nng_cv *changed;   /* a lane came free, or a pipe came */
+  int connected;     /* pipes to the export (0 or 1) */
+  unsigned removals; /* pipes lost so far */
+  int started;       /* connection changes are reported from now on */
   int stopping;
   unsigned protocol_reports;
   import_lane lanes[IMPORT_LANES];
@@ -220,9 +220,8 @@ static int exchange(bridge_import *imp, import_lane *lane, nng_msg *request,
 }
 
 /* Builds a request message; NULL when out of memory. */
-static nng_msg *make_request(unsigned kind, uint32_t method,
-                             int32_t timeout_ms, const void *payload,
-                             size_t payload_len) {
+static nng_msg *make_request(unsigned kind, uint32_t method, int32_t timeout_ms,
+                             const void *payload, size_t payload_len) {
   unsigned char header[BRIDGE_WIRE_REQUEST_HEADER];
   nng_msg *msg;
   bridge_wire_put_request(header, kind, method, timeout_ms,
@@ -241,9 +240,8 @@ static nng_msg *make_request(unsigned kind, uint32_t method,
 
 /* An answer this import cannot pass on as it is: the caller learns that
  * no compatible server answered, and the log says what came. */
-static int unreadable(bridge_import *imp, shmrpc_reply *reply,
-                      const char *what, const char *message,
-                      size_t message_len) {
+static int unreadable(bridge_import *imp, shmrpc_reply *reply, const char *what,
+                      const char *message, size_t message_len) {
   unsigned shown;
   nng_mtx_lock(imp->lock);
   shown = imp->protocol_reports++;
@@ -265,9 +263,8 @@ static int deliver(bridge_import *imp, const nng_msg *msg,
   bridge_answer answer;
   const char *why;
   int rc = bridge_wire_get_answer(nng_msg_body((nng_msg *)msg),
-                                  nng_msg_len((nng_msg *)msg),
-                                  BRIDGE_WIRE_CALL, imp->capacity, &answer,
-                                  &why);
+                                  nng_msg_len((nng_msg *)msg), BRIDGE_WIRE_CALL,
+                                  imp->capacity, &answer, &why);
   if (rc == SHMRPC_ETOOBIG)
     return shmrpc_reply_fail(reply, SHMRPC_ETOOBIG);
   if (rc != 0)
@@ -348,8 +345,8 @@ static int dial(bridge_import *imp, const bridge_import_options *options,
       (watch && (rv = nng_pipe_notify(*socket, NNG_PIPE_EV_REM_POST,
                                       on_pipe_removed, imp)) != 0)) {
     nng_close(*socket);
-    return bridge__nng_fail(error, "cannot set up the socket for",
-                            options->url, rv);
+    return bridge__nng_fail(error, "cannot set up the socket for", options->url,
+                            rv);
   }
   rv = bridge__endpoint_create(endpoint, *socket, options->url, 0,
                                &options->tls, error);
@@ -368,8 +365,8 @@ static int dial(bridge_import *imp, const bridge_import_options *options,
 /* Asks the export for its slot capacity, on a socket of its own that reads
  * only short answers. Waits until deadline for the export to answer. */
 static int ask_capacity(bridge_import *imp,
-                        const bridge_import_options *options,
-                        nng_time deadline, bridge_error *error) {
+                        const bridge_import_options *options, nng_time deadline,
+                        bridge_error *error) {
   nng_socket socket;
   bridge__endpoint endpoint;
   nng_msg *msg, *answer_msg = NULL;
@@ -384,8 +381,8 @@ static int ask_capacity(bridge_import *imp,
             0, &socket, &endpoint, error);
   if (rc != 0)
     return rc;
-  msg = make_request(BRIDGE_WIRE_HELLO, 0, (int32_t)time_left(deadline), NULL,
-                     0);
+  msg =
+      make_request(BRIDGE_WIRE_HELLO, 0, (int32_t)time_left(deadline), NULL, 0);
   rv = msg == NULL ? NNG_ENOMEM : nng_aio_alloc(&aio, NULL, NULL);
   if (rv == 0) {
     /* The request waits for the connection; the deadline bounds both. */
@@ -420,23 +417,23 @@ static int ask_capacity(bridge_import *imp,
   if (rv != 0)
     return bridge__nng_fail(error, "no answer from", options->url, rv);
 
-  rc = bridge_wire_get_answer(nng_msg_body(answer_msg),
-                              nng_msg_len(answer_msg), BRIDGE_WIRE_HELLO,
-                              BRIDGE_WIRE_HELLO_PAYLOAD * 4, &answer, &why);
+  rc = bridge_wire_get_answer(nng_msg_body(answer_msg), nng_msg_len(answer_msg),
+                              BRIDGE_WIRE_HELLO, BRIDGE_WIRE_HELLO_PAYLOAD * 4,
+                              &answer, &why);
   if (rc == 0 && answer.status != 0)
-    rc = bridge__fail(error, answer.status == SHMRPC_EPROTO ? SHMRPC_EPROTO
-                                                            : SHMRPC_ENOSERVER,
-                      "%s answered %s%s%.*s", options->url,
-                      shmrpc_err_name(answer.status),
-                      answer.message_len > 0 ? ": " : "",
-                      (int)answer.message_len, answer.message);
+    rc = bridge__fail(
+        error,
+        answer.status == SHMRPC_EPROTO ? SHMRPC_EPROTO : SHMRPC_ENOSERVER,
+        "%s answered %s%s%.*s", options->url, shmrpc_err_name(answer.status),
+        answer.message_len > 0 ? ": " : "", (int)answer.message_len,
+        answer.message);
   else if (rc == 0 && bridge_wire_get_hello(&answer, &imp->capacity) != 0)
     rc = bridge__fail(error, SHMRPC_EPROTO, "%s sent a bad capacity",
                       options->url);
   else if (rc != 0)
     rc = bridge__fail(error, SHMRPC_EPROTO,
-                      "%s is not a compatible shmrpc export: %s",
-                      options->url, why);
+                      "%s is not a compatible shmrpc export: %s", options->url,
+                      why);
   nng_msg_free(answer_msg);
   return rc;
 }
@@ -468,8 +465,7 @@ static int publish(bridge_import *imp, const char *service,
     if (rv == 0)
       rv = nng_aio_alloc(&imp->lanes[i].recv_aio, NULL, NULL);
     if (rv != 0)
-      return bridge__nng_fail(error, "cannot make contexts for", imp->url,
-                              rv);
+      return bridge__nng_fail(error, "cannot make contexts for", imp->url, rv);
   }
   shmrpc_server_options_init(&server_options);
   server_options.capacity = imp->capacity;

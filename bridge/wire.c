@@ -28,8 +28,8 @@ size_t bridge_wire_put_request(unsigned char out[BRIDGE_WIRE_REQUEST_HEADER],
 
 size_t bridge_wire_put_answer(unsigned char out[BRIDGE_WIRE_ANSWER_HEADER],
                               unsigned request_kind, int32_t status,
-                              int32_t app_code,
-                              uint16_t message_len, uint32_t payload_len) {
+                              int32_t app_code, uint16_t message_len,
+                              uint32_t payload_len) {
   shmrpc_writer writer;
   shmrpc_writer_init(&writer, out, BRIDGE_WIRE_ANSWER_HEADER);
   put_prefix(&writer, request_kind | BRIDGE_WIRE_ANSWER_BIT);
@@ -49,8 +49,7 @@ static int refuse(const char **why, const char *reason, int code) {
 }
 
 /* Reads and checks the prefix; *kind gets the kind byte as it came. */
-static int get_prefix(shmrpc_reader *reader, unsigned *kind,
-                      const char **why) {
+static int get_prefix(shmrpc_reader *reader, unsigned *kind, const char **why) {
   uint8_t magic0, magic1, version, kind_byte;
   shmrpc_get_u8(reader, &magic0);
   shmrpc_get_u8(reader, &magic1);
@@ -103,8 +102,7 @@ int bridge_wire_get_request(const void *data, size_t len, size_t max_payload,
     return refuse(why, "a hello carries no method and no payload",
                   SHMRPC_EPROTO);
   if ((size_t)payload_len > max_payload)
-    return refuse(why, "payload larger than the exported slot",
-                  SHMRPC_ETOOBIG);
+    return refuse(why, "payload larger than the exported slot", SHMRPC_ETOOBIG);
   out->kind = kind;
   out->method = method;
   out->timeout_ms = timeout_ms;

@@ -56,9 +56,9 @@ typedef struct bridge_request {
 /* A decoded answer. message and payload point into the decoded buffer;
  * message is not NUL-terminated. */
 typedef struct bridge_answer {
-  unsigned kind;     /* the request's kind | BRIDGE_WIRE_ANSWER_BIT */
-  int32_t status;    /* 0, SHMRPC_EAPP or another negative SHMRPC_E* code */
-  int32_t app_code;  /* > 0 when status is SHMRPC_EAPP, else 0 */
+  unsigned kind;    /* the request's kind | BRIDGE_WIRE_ANSWER_BIT */
+  int32_t status;   /* 0, SHMRPC_EAPP or another negative SHMRPC_E* code */
+  int32_t app_code; /* > 0 when status is SHMRPC_EAPP, else 0 */
   const char *message;
   size_t message_len; /* at most BRIDGE_WIRE_MESSAGE_MAX */
   const unsigned char *payload;
@@ -75,8 +75,9 @@ size_t bridge_wire_put_request(unsigned char out[BRIDGE_WIRE_REQUEST_HEADER],
  * answer bit is added here) into out; the message_len bytes of message and
  * the payload follow it. Returns BRIDGE_WIRE_ANSWER_HEADER. */
 size_t bridge_wire_put_answer(unsigned char out[BRIDGE_WIRE_ANSWER_HEADER],
-                              unsigned request_kind, int32_t status, int32_t app_code,
-                              uint16_t message_len, uint32_t payload_len);
+                              unsigned request_kind, int32_t status,
+                              int32_t app_code, uint16_t message_len,
+                              uint32_t payload_len);
 
 /*
  * Decodes the len bytes at data as a request whose payload may hold at most

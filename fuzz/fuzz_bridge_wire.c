@@ -36,7 +36,8 @@
 static int inside(const void *part, size_t part_len, const uint8_t *data,
                   size_t len) {
   const uint8_t *at = part;
-  return at >= data && at <= data + len && part_len <= (size_t)(data + len - at);
+  return at >= data && at <= data + len &&
+         part_len <= (size_t)(data + len - at);
 }
 
 static void refused(int rc, const char *why) {

@@ -39,7 +39,8 @@
 #include "wire.h"
 
 #ifndef SHMRPC_TOOL_PATH
-#error "SHMRPC_TOOL_PATH, SHMRPC_CALC_SERVER_PATH, SHMRPC_CALC_CLIENT_PATH and SHMRPC_CERTS_SCRIPT must be defined"
+#error                                                                         \
+    "SHMRPC_TOOL_PATH, SHMRPC_CALC_SERVER_PATH, SHMRPC_CALC_CLIENT_PATH and SHMRPC_CERTS_SCRIPT must be defined"
 #endif
 
 #define BIG (1024u * 1024u)
@@ -319,9 +320,8 @@ static void check_calculator(bridged *b) {
   assert_int_equal(calc_ok(client, CALC_ADD, 2, 3), 5);
   assert_int_equal(calc_ok(client, CALC_MUL, -7, 6), -42);
   assert_int_equal(calc_ok(client, CALC_MOD, 22, 7), 1);
-  assert_int_equal(calc_call(client, CALC_EVAL, 0, 0, "2*(3+4)-5/2",
-                             T_EXIT_MS, &result),
-                   0);
+  assert_int_equal(
+      calc_call(client, CALC_EVAL, 0, 0, "2*(3+4)-5/2", T_EXIT_MS, &result), 0);
   assert_int_equal(result, 12);
 
   /* Application errors: code and message. */
@@ -342,9 +342,9 @@ static void check_calculator(bridged *b) {
   memset(big_expression, '0', expression_len);
   big_expression[expression_len - 1] = '7';
   big_expression[expression_len] = '\0';
-  assert_int_equal(calc_call(client, CALC_EVAL, 0, 0, big_expression,
-                             T_EXIT_MS, &result),
-                   0);
+  assert_int_equal(
+      calc_call(client, CALC_EVAL, 0, 0, big_expression, T_EXIT_MS, &result),
+      0);
   assert_int_equal(result, 7);
   memset(oversize, 0, sizeof(oversize));
   assert_int_equal(shmrpc_call(client, CALC_EVAL, oversize, sizeof(oversize),
@@ -369,8 +369,7 @@ static void check_calculator(bridged *b) {
                                SHMRPC_CALC_CLIENT_PATH, b->import_name),
                    0);
   assert_string_equal(out, "5\n");
-  assert_int_equal(run_command(out, sizeof(out),
-                               "'%s' --name %s div 1 0 2>&1",
+  assert_int_equal(run_command(out, sizeof(out), "'%s' --name %s div 1 0 2>&1",
                                SHMRPC_CALC_CLIENT_PATH, b->import_name),
                    5);
   assert_non_null(strstr(out, "division by zero (code 3)"));
@@ -434,8 +433,7 @@ static void test_four_clients(void **state) {
     adders[i].name = b.import_name;
     adders[i].id = i + 1;
     adders[i].wrong = 0;
-    assert_int_equal(test_thread_start(&threads[i], adder_main, &adders[i]),
-                     0);
+    assert_int_equal(test_thread_start(&threads[i], adder_main, &adders[i]), 0);
   }
   for (i = 0; i < 4; i++) {
     test_thread_join(threads[i]);
@@ -590,15 +588,14 @@ static void test_big_call(void **state) {
   assert_int_equal(shmrpc_client_capacity(client), BIG);
   for (i = 0; i < BIG; i++)
     request[i] = (unsigned char)(i * 131u + (i >> 16));
-  assert_int_equal(shmrpc_call(client, T_ECHO, request, BIG, response, BIG,
-                               &len, T_EXIT_MS),
-                   0);
+  assert_int_equal(
+      shmrpc_call(client, T_ECHO, request, BIG, response, BIG, &len, T_EXIT_MS),
+      0);
   assert_int_equal(len, BIG);
   assert_memory_equal(response, request, BIG);
   test_put_u32(size, BIG);
-  assert_int_equal(shmrpc_call(client, T_BIG, size, 4, response, BIG, &len,
-                               T_EXIT_MS),
-                   0);
+  assert_int_equal(
+      shmrpc_call(client, T_BIG, size, 4, response, BIG, &len, T_EXIT_MS), 0);
   assert_int_equal(len, BIG);
   assert_int_equal(response[BIG - 1], (unsigned char)((BIG - 1) * 31u + 7u));
   assert_int_equal(shmrpc_call(client, T_ECHO, request, BIG + 1, response, BIG,
@@ -633,8 +630,8 @@ static void expect_refusal(nng_socket socket, const void *data, size_t len,
   const char *why;
   assert_int_equal(raw_exchange(socket, data, len, &answer), 0);
   assert_int_equal(bridge_wire_get_answer(nng_msg_body(answer),
-                                          nng_msg_len(answer),
-                                          BRIDGE_WIRE_CALL, 0, &decoded, &why),
+                                          nng_msg_len(answer), BRIDGE_WIRE_CALL,
+                                          0, &decoded, &why),
                    0);
   assert_int_equal(decoded.status, status);
   memcpy(message, decoded.message, decoded.message_len);
@@ -649,9 +646,9 @@ static void expect_refusal(nng_socket socket, const void *data, size_t len,
 static nng_socket raw_connect(const char *url) {
   nng_socket socket;
   assert_int_equal(nng_req0_open(&socket), 0);
-  assert_int_equal(nng_socket_set_ms(socket, NNG_OPT_REQ_RESENDTIME,
-                                     NNG_DURATION_INFINITE),
-                   0);
+  assert_int_equal(
+      nng_socket_set_ms(socket, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE),
+      0);
   assert_int_equal(nng_socket_set_ms(socket, NNG_OPT_RECVTIMEO, T_EXIT_MS), 0);
   assert_int_equal(nng_dial(socket, url, NULL, 0), 0);
   return socket;
@@ -682,7 +679,8 @@ static void test_hostile_peer(void **state) {
 
   /* One byte longer than the slot: read (it is within nng's allowance for
    * its own headers) and refused. */
-  oversize = calloc(1, BRIDGE_WIRE_REQUEST_HEADER + 2 * SHMRPC_DEFAULT_CAPACITY);
+  oversize =
+      calloc(1, BRIDGE_WIRE_REQUEST_HEADER + 2 * SHMRPC_DEFAULT_CAPACITY);
   assert_non_null(oversize);
   bridge_wire_put_request(oversize, BRIDGE_WIRE_CALL, CALC_EVAL, 1000,
                           SHMRPC_DEFAULT_CAPACITY + 1);
@@ -721,9 +719,8 @@ static void test_loopback_only(void **state) {
                                "'%s' bridge export x --listen tcp://:0 2>&1",
                                SHMRPC_TOOL_PATH),
                    2);
-  assert_int_equal(run_command(out, sizeof(out), "'%s' bridge --help",
-                               SHMRPC_TOOL_PATH),
-                   0);
+  assert_int_equal(
+      run_command(out, sizeof(out), "'%s' bridge --help", SHMRPC_TOOL_PATH), 0);
   assert_non_null(strstr(out, "loopback"));
   assert_non_null(strstr(out, "--tls-cert"));
   assert_int_equal(run_command(out, sizeof(out),
@@ -738,10 +735,9 @@ static void test_loopback_only(void **state) {
  * sign, one without a certificate, and one that does not trust the
  * export's are all refused: they never publish their name. */
 static void test_wrong_certificates(void **state) {
-  static const char *const refused[][2] = {
-      {"ca.crt", "wrong-client.pem"},
-      {"ca.crt", NULL},
-      {"other-ca.crt", "client.pem"}};
+  static const char *const refused[][2] = {{"ca.crt", "wrong-client.pem"},
+                                           {"ca.crt", NULL},
+                                           {"other-ca.crt", "client.pem"}};
   char out[4096];
   bridged b;
   size_t i;
@@ -789,10 +785,14 @@ static int remove_certificates(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tcp_tests[] = {
-      cmocka_unit_test(test_calculator),    cmocka_unit_test(test_four_clients),
-      cmocka_unit_test(test_server_killed), cmocka_unit_test(test_export_killed),
-      cmocka_unit_test(test_silent_network), cmocka_unit_test(test_big_call),
-      cmocka_unit_test(test_hostile_peer),  cmocka_unit_test(test_loopback_only),
+      cmocka_unit_test(test_calculator),
+      cmocka_unit_test(test_four_clients),
+      cmocka_unit_test(test_server_killed),
+      cmocka_unit_test(test_export_killed),
+      cmocka_unit_test(test_silent_network),
+      cmocka_unit_test(test_big_call),
+      cmocka_unit_test(test_hostile_peer),
+      cmocka_unit_test(test_loopback_only),
   };
   const struct CMUnitTest tls_tests[] = {
       cmocka_unit_test(test_calculator),

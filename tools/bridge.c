@@ -97,7 +97,8 @@ static int parse(int argc, char **argv, bridge_line *line) {
   for (i = 2; i < argc; i++) {
     const char *arg = argv[i], *equals = strchr(arg, '='), *value = NULL;
     size_t name_len = equals != NULL ? (size_t)(equals - arg) : strlen(arg);
-#define IS(option) (name_len == strlen(option) && strncmp(arg, option, name_len) == 0)
+#define IS(option)                                                             \
+  (name_len == strlen(option) && strncmp(arg, option, name_len) == 0)
     if (arg[0] != '-') {
       if (line->operand != NULL)
         return usage("unexpected argument '%s'", arg);
