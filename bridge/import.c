@@ -268,7 +268,7 @@ static int deliver(bridge_import *imp, const nng_msg *msg,
   if (rc == SHMRPC_ETOOBIG)
     return shmrpc_reply_fail(reply, SHMRPC_ETOOBIG);
   if (rc != 0)
-    return unreadable(imp, reply, why, NULL, 0);
+    return unreadable(imp, reply, why, "", 0);
   if (answer.status == 0)
     return shmrpc_reply_write(reply, answer.payload, answer.payload_len);
   if (answer.status == SHMRPC_EAPP) {
