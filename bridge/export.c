@@ -53,20 +53,22 @@ static nng_msg *make_answer(unsigned kind, int32_t status, int32_t app_code,
                             size_t payload_len) {
   unsigned char header[BRIDGE_WIRE_ANSWER_HEADER];
   size_t message_len = message != NULL ? strlen(message) : 0;
+  unsigned char *body;
   nng_msg *msg;
   if (message_len > BRIDGE_WIRE_MESSAGE_MAX)
     message_len = BRIDGE_WIRE_MESSAGE_MAX;
   bridge_wire_put_answer(header, kind, status, app_code, (uint16_t)message_len,
                          (uint32_t)payload_len);
-  if (nng_msg_alloc(&msg, 0) != 0)
+  /* One allocation of the whole size: appending would grow the message,
+   * and for large answers each growth is a new allocation and a copy. */
+  if (nng_msg_alloc(&msg, sizeof(header) + message_len + payload_len) != 0)
     return NULL;
-  /* nng_msg_append copies with memcpy: never hand it NULL, even for 0. */
-  if (nng_msg_append(msg, header, sizeof(header)) != 0 ||
-      (message_len > 0 && nng_msg_append(msg, message, message_len) != 0) ||
-      (payload_len > 0 && nng_msg_append(msg, payload, payload_len) != 0)) {
-    nng_msg_free(msg);
-    return NULL;
-  }
+  body = nng_msg_body(msg);
+  memcpy(body, header, sizeof(header));
+  if (message_len > 0) /* memcpy must never see NULL, even for 0 bytes */
+    memcpy(body + sizeof(header), message, message_len);
+  if (payload_len > 0)
+    memcpy(body + sizeof(header) + message_len, payload, payload_len);
   return msg;
 }
 

@@ -226,13 +226,13 @@ static nng_msg *make_request(unsigned kind, uint32_t method, int32_t timeout_ms,
   nng_msg *msg;
   bridge_wire_put_request(header, kind, method, timeout_ms,
                           (uint32_t)payload_len);
-  if (nng_msg_alloc(&msg, 0) != 0)
+  /* One allocation of the whole size, as the export's answers. */
+  if (nng_msg_alloc(&msg, sizeof(header) + payload_len) != 0)
     return NULL;
-  if (nng_msg_append(msg, header, sizeof(header)) != 0 ||
-      (payload_len > 0 && nng_msg_append(msg, payload, payload_len) != 0)) {
-    nng_msg_free(msg);
-    return NULL;
-  }
+  memcpy(nng_msg_body(msg), header, sizeof(header));
+  if (payload_len > 0)
+    memcpy((unsigned char *)nng_msg_body(msg) + sizeof(header), payload,
+           payload_len);
   return msg;
 }
 
