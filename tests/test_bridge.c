@@ -357,8 +357,8 @@ static void check_calculator(bridged *b) {
   start = test_now_ms();
   assert_int_equal(calc_call(client, CALC_SLEEP, 2000, 0, NULL, 200, &result),
                    SHMRPC_ETIMEDOUT);
-  assert_true(test_now_ms() - start >= 199);
-  assert_true(test_now_ms() - start < 1000);
+  assert_true(test_now_ms() - start >= 200 - 1);
+  assert_true(test_now_ms() - start < 200 * 5); /* and well before 2000 */
   assert_int_equal(calc_ok(client, CALC_ADD, 40, 2), 42);
   assert_int_equal(shmrpc_service_query(b->server_name, 0, &info), 0);
   assert_int_equal(info.stats.timeouts, 1);
@@ -487,11 +487,12 @@ static void pending_start(pending_call *call, bridged *b, int64_t sleep_ms,
 /* One call through the import that must fail with `expected` well within
  * its timeout of 10 s. */
 static void expect_prompt_error(bridged *b, int expected) {
+  const int32_t timeout_ms = 10000;
   shmrpc_client *client = open_client(b->import_name);
   int64_t result, start = test_now_ms();
-  assert_int_equal(calc_call(client, CALC_ADD, 1, 2, NULL, 10000, &result),
+  assert_int_equal(calc_call(client, CALC_ADD, 1, 2, NULL, timeout_ms, &result),
                    expected);
-  assert_true(test_now_ms() - start < 2500);
+  assert_true(test_now_ms() - start < timeout_ms / 4);
   shmrpc_client_close(client);
 }
 
@@ -505,14 +506,15 @@ static void expect_sum(bridged *b) {
  * import with a timeout of 20 s: the caller must get SHMRPC_ESERVERDIED
  * well within it. */
 static void kill_under_call(bridged *b, helper_proc *victim, int64_t sleep_ms) {
+  const int32_t timeout_ms = 20000;
   pending_call call;
   int64_t killed;
-  pending_start(&call, b, sleep_ms, 20000);
+  pending_start(&call, b, sleep_ms, timeout_ms);
   killed = test_now_ms();
   helper_kill(victim);
   test_thread_join(call.thread);
   assert_int_equal(call.rc, SHMRPC_ESERVERDIED);
-  assert_true(test_now_ms() - killed < 5000);
+  assert_true(test_now_ms() - killed < timeout_ms / 4);
 }
 
 /* The server dies under a call: the caller learns it at once (not at its
@@ -563,8 +565,8 @@ static void test_silent_network(void **state) {
   start = test_now_ms();
   assert_int_equal(calc_call(client, CALC_ADD, 1, 2, NULL, 300, &result),
                    SHMRPC_ETIMEDOUT);
-  assert_true(test_now_ms() - start >= 299);
-  assert_true(test_now_ms() - start < 3000);
+  assert_true(test_now_ms() - start >= 300 - 1);
+  assert_true(test_now_ms() - start < 300 * 10);
   assert_int_equal(kill(b.exp.pid, SIGCONT), 0);
   assert_int_equal(calc_ok(client, CALC_ADD, 20, 22), 42);
   shmrpc_client_close(client);
