@@ -177,11 +177,36 @@ static void start_calc(bridged *b) {
   helper_expect(&b->server, "calc_server: serving", line, sizeof(line));
 }
 
+/* The bridged service of the test running, for its teardown. */
+static bridged *running;
+
+/* After a failed test: ends what it left running and removes its names,
+ * so that nothing outlives it and nothing is left in /dev/shm. */
+static int bridge_teardown(void **state) {
+  helper_proc *helpers[3];
+  size_t i;
+  (void)state;
+  if (running == NULL)
+    return 0;
+  helpers[0] = &running->imp;
+  helpers[1] = &running->exp;
+  helpers[2] = &running->server;
+  for (i = 0; i < 3; i++) {
+    test_proc_free(helpers[i]->proc); /* SIGKILL if still running */
+    helpers[i]->proc = NULL;
+  }
+  shmrpc_service_clean(running->import_name, 0);
+  shmrpc_service_clean(running->server_name, 0);
+  running = NULL;
+  return 0;
+}
+
 /* The calculator (or, with capacity, the test service of helpers.c with
  * that slot capacity), exported and imported. */
 static void bridged_start(bridged *b, const char *tag, const char *capacity) {
   char line[LINE_MAX_LEN];
   memset(b, 0, sizeof(*b));
+  running = b;
   snprintf(b->server_name, sizeof(b->server_name), "%s",
            test_service_name(tag));
   snprintf(b->import_name, sizeof(b->import_name), "%s-imported",
@@ -218,6 +243,7 @@ static void bridged_stop(bridged *b) {
     helper_stop(&b->server);
   }
   shmrpc_service_clean(b->server_name, 0); /* a server the test killed */
+  running = NULL;
   assert_int_equal(test_service_objects_exist(b->import_name), 0);
   assert_int_equal(test_service_objects_exist(b->server_name), 0);
 }
@@ -385,7 +411,7 @@ static void check_calculator(bridged *b) {
 }
 
 static void test_calculator(void **state) {
-  bridged b;
+  static bridged b; /* the teardown may need it after a failure */
   (void)state;
   bridged_start(&b, "calc", NULL);
   check_calculator(&b);
@@ -425,7 +451,7 @@ static void adder_main(void *arg) {
 static void test_four_clients(void **state) {
   test_thread *threads[4];
   adder adders[4];
-  bridged b;
+  static bridged b; /* the teardown may need it after a failure */
   int i;
   (void)state;
   bridged_start(&b, "four", NULL);
@@ -521,7 +547,7 @@ static void kill_under_call(bridged *b, helper_proc *victim, int64_t sleep_ms) {
  * 20 s timeout), later calls say there is no server, and a new server is
  * reached through the same export and import. */
 static void test_server_killed(void **state) {
-  bridged b;
+  static bridged b; /* the teardown may need it after a failure */
   (void)state;
   bridged_start(&b, "srvkill", NULL);
   kill_under_call(&b, &b.server, 5000);
@@ -536,7 +562,7 @@ static void test_server_killed(void **state) {
  * an export listens at the URL again. */
 static void test_export_killed(void **state) {
   char line[LINE_MAX_LEN], listen_url[sizeof(((bridged *)0)->url)];
-  bridged b;
+  static bridged b; /* the teardown may need it after a failure */
   (void)state;
   bridged_start(&b, "expkill", NULL);
   kill_under_call(&b, &b.exp, 1000);
@@ -557,7 +583,7 @@ static void test_export_killed(void **state) {
 static void test_silent_network(void **state) {
   shmrpc_client *client;
   int64_t result, start;
-  bridged b;
+  static bridged b; /* the teardown may need it after a failure */
   (void)state;
   bridged_start(&b, "silent", NULL);
   client = open_client(b.import_name);
@@ -581,7 +607,7 @@ static void test_big_call(void **state) {
   shmrpc_client *client;
   unsigned char size[4];
   size_t len = 0, i;
-  bridged b;
+  static bridged b; /* the teardown may need it after a failure */
   (void)state;
   assert_non_null(request);
   assert_non_null(response);
@@ -665,7 +691,7 @@ static void test_hostile_peer(void **state) {
   unsigned char *oversize;
   nng_socket socket;
   nng_msg *answer = NULL;
-  bridged b;
+  static bridged b; /* the teardown may need it after a failure */
   (void)state;
   if (use_tls)
     skip(); /* the raw peer speaks plain tcp:// */
@@ -741,7 +767,7 @@ static void test_wrong_certificates(void **state) {
                                            {"ca.crt", NULL},
                                            {"other-ca.crt", "client.pem"}};
   char out[4096];
-  bridged b;
+  static bridged b; /* the teardown may need it after a failure */
   size_t i;
   (void)state;
   bridged_start(&b, "wrongcert", NULL);
@@ -787,21 +813,21 @@ static int remove_certificates(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tcp_tests[] = {
-      cmocka_unit_test(test_calculator),
-      cmocka_unit_test(test_four_clients),
-      cmocka_unit_test(test_server_killed),
-      cmocka_unit_test(test_export_killed),
-      cmocka_unit_test(test_silent_network),
-      cmocka_unit_test(test_big_call),
-      cmocka_unit_test(test_hostile_peer),
-      cmocka_unit_test(test_loopback_only),
+      cmocka_unit_test_teardown(test_calculator, bridge_teardown),
+      cmocka_unit_test_teardown(test_four_clients, bridge_teardown),
+      cmocka_unit_test_teardown(test_server_killed, bridge_teardown),
+      cmocka_unit_test_teardown(test_export_killed, bridge_teardown),
+      cmocka_unit_test_teardown(test_silent_network, bridge_teardown),
+      cmocka_unit_test_teardown(test_big_call, bridge_teardown),
+      cmocka_unit_test_teardown(test_hostile_peer, bridge_teardown),
+      cmocka_unit_test_teardown(test_loopback_only, bridge_teardown),
   };
   const struct CMUnitTest tls_tests[] = {
-      cmocka_unit_test(test_calculator),
-      cmocka_unit_test(test_four_clients),
-      cmocka_unit_test(test_export_killed),
-      cmocka_unit_test(test_big_call),
-      cmocka_unit_test(test_wrong_certificates),
+      cmocka_unit_test_teardown(test_calculator, bridge_teardown),
+      cmocka_unit_test_teardown(test_four_clients, bridge_teardown),
+      cmocka_unit_test_teardown(test_export_killed, bridge_teardown),
+      cmocka_unit_test_teardown(test_big_call, bridge_teardown),
+      cmocka_unit_test_teardown(test_wrong_certificates, bridge_teardown),
   };
   int helper, rc;
   test_proc_init(argv[0]);
