@@ -64,6 +64,16 @@ extern const bench_transport bench_transport_unix;
 extern const bench_transport bench_transport_pipe;
 extern const bench_transport bench_transport_shm_spin;
 extern const bench_transport bench_transport_shm_futex;
+/* Built when nng is present (bench/CMakeLists.txt defines BENCH_HAVE_NNG):
+ * nng req/rep on loopback, and a call through import, nng and export. */
+extern const bench_transport bench_transport_nng;
+extern const bench_transport bench_transport_bridge;
+
+/* The shmrpc transport's pieces that the bridge transport reuses: a client
+ * of service `name` as shmrpc's call() and disconnect() take it, and the
+ * service name of a state from bench_transport_shmrpc.prepare(). */
+int bench_shmrpc_open(const char *name, void **conn);
+const char *bench_shmrpc_service_name(const void *state);
 
 /* Set by --big-buffers: the stream baselines enlarge their kernel buffers
  * (SO_SNDBUF/SO_RCVBUF, F_SETPIPE_SZ) instead of using the defaults. */

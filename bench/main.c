@@ -42,6 +42,9 @@ static const bench_transport *const all_transports[] = {
     &bench_transport_shmrpc,    &bench_transport_shm_spin,
     &bench_transport_shm_futex, &bench_transport_unix,
     &bench_transport_pipe,
+#ifdef BENCH_HAVE_NNG
+    &bench_transport_nng,       &bench_transport_bridge,
+#endif
 };
 #define TRANSPORT_COUNT (sizeof all_transports / sizeof all_transports[0])
 
@@ -63,8 +66,11 @@ static void usage(FILE *out) {
           "  --idle-ms N        length of the idle measurement (default "
           "5000, quick 2000)\n"
           "  --cold-calls N     calls of the cold test (default 60, quick 20)\n"
-          "  --transports LIST  of shmrpc,shm-spin,shm-futex,unix,pipe "
-          "(default all)\n"
+          "  --transports LIST  of shmrpc,shm-spin,shm-futex,unix,pipe"
+#ifdef BENCH_HAVE_NNG
+          ",nng,bridge"
+#endif
+          " (default all)\n"
           "  --tests LIST       of latency,cold,multi,idle (default all)\n"
           "  --big-buffers      enlarge socket and pipe buffers of the "
           "baselines\n"

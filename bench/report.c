@@ -84,7 +84,7 @@ typedef struct bench_target {
   target_status status;
 } bench_target;
 
-#define BENCH_TARGET_COUNT 7
+#define BENCH_TARGET_COUNT 9
 
 static void judge(bench_target *target, double value, double limit,
                   const char *relation) {
@@ -195,6 +195,30 @@ static void evaluate_targets(const bench_report *report,
     snprintf(targets[6].text, sizeof targets[6].text,
              "8 clients: fewest %llu calls >= 1/3 of average %.0f",
              (unsigned long long)eight->min_client_calls, average);
+  }
+
+  /* The bridge (import, nng, export) against nng req/rep alone. */
+  static const struct {
+    const char *name;
+    size_t size;
+    const char *label;
+  } bridged[] = {{"bridge_8B_vs_nng", 8, "8 B"},
+                 {"bridge_64KiB_vs_nng", 65536, "64 KiB"}};
+  for (int i = 0; i < 2; i++) {
+    bench_target *target = &targets[7 + i];
+    const bench_result *bridge =
+        find(report, "latency", "bridge", bridged[i].size, 1);
+    const bench_result *nng = find(report, "latency", "nng", bridged[i].size, 1);
+    target->name = bridged[i].name;
+    snprintf(target->text, sizeof target->text,
+             "%s p50: bridge <= 1.5x nng req/rep", bridged[i].label);
+    if (bridge != NULL && nng != NULL && nng->p50_ns > 0) {
+      judge(target, (double)bridge->p50_ns / (double)nng->p50_ns, 1.5, "<=");
+      snprintf(target->text, sizeof target->text,
+               "%s p50: bridge %s <= 1.5x nng req/rep %s", bridged[i].label,
+               format_ns(bridge->p50_ns, a, sizeof a),
+               format_ns(nng->p50_ns, b, sizeof b));
+    }
   }
 }
 

@@ -118,21 +118,27 @@ static int shmrpc_serve(void *opaque, int ready_fd) {
   return rc == 0 ? 0 : -1;
 }
 
-static int shmrpc_connect(void *opaque, void **conn) {
-  shmrpc_state *state = opaque;
+int bench_shmrpc_open(const char *name, void **conn) {
   shmrpc_client *client = NULL;
   shmrpc_client_options options;
   shmrpc_client_options_init(&options);
   options.spin_us = bench_shmrpc_client_spin_us;
-  int rc = shmrpc_client_open(&client, state->name, &options,
-                              BENCH_OPEN_TIMEOUT_MS);
+  int rc = shmrpc_client_open(&client, name, &options, BENCH_OPEN_TIMEOUT_MS);
   if (rc != 0) {
-    bench_error("shmrpc_client_open(%s): %s", state->name,
-                shmrpc_err_name(rc));
+    bench_error("shmrpc_client_open(%s): %s", name, shmrpc_err_name(rc));
     return -1;
   }
   *conn = client;
   return 0;
+}
+
+const char *bench_shmrpc_service_name(const void *state) {
+  return ((const shmrpc_state *)state)->name;
+}
+
+static int shmrpc_connect(void *opaque, void **conn) {
+  shmrpc_state *state = opaque;
+  return bench_shmrpc_open(state->name, conn);
 }
 
 static int shmrpc_bench_call(void *conn, const void *request,

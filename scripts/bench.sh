@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # `ninja bench`: builds build/bin/shmrpc_bench (Release) and runs it: shmrpc
 # against a Unix socket, pipes and raw shared memory, cold calls, several
-# clients and the idle cost, with the targets and whether each held; then
-# the Python row (bench/python_bench.py: Python round trips over shmrpc
-# against multiprocessing.Pipe and a socket pair).
+# clients and the idle cost, and the bridge against nng req/rep, with the
+# targets and whether each held; then the Python row (bench/python_bench.py:
+# Python round trips over shmrpc against multiprocessing.Pipe and a socket
+# pair).
 # Arguments go to the benchmark, e.g. `scripts/bench.sh --quick --json`.
 # It exits non-zero only when a run fails (a failed call, a wrong answer),
 # never for a missed target.
 source "$(dirname "$0")/common.sh"
-need_packages cmake ninja-build gcc
+# libnng-dev: the bridge rows (the bridge against nng req/rep).
+need_packages cmake ninja-build gcc libnng-dev
 extra=()
 # As scripts/build.sh does: the tests need cmocka, the benchmark does not.
 dpkg-query -W libcmocka-dev >/dev/null 2>&1 || extra+=(-DSHMRPC_BUILD_TESTS=OFF)

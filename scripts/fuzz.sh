@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# `ninja fuzz`: builds build-fuzz/bin/fuzz_server with Clang (libFuzzer,
-# AddressSanitizer, UBSan) and runs it for FUZZ_SECONDS (default 60) from a
-# scratch corpus in build-fuzz/corpus, seeded from fuzz/corpus (which it
-# never writes). Fails if the fuzzer finds a crash, a leak or a timeout; the
-# input that caused it stays in build-fuzz/artifacts/ until the next run.
-# Arguments go to libFuzzer, e.g. `scripts/fuzz.sh -seed=1`.
+# `ninja fuzz`: builds the libFuzzer targets with Clang (libFuzzer,
+# AddressSanitizer, UBSan) and runs each for FUZZ_SECONDS (default 60):
+# build-fuzz/bin/fuzz_server from a scratch corpus in build-fuzz/corpus,
+# seeded from fuzz/corpus, then build-fuzz/bin/fuzz_bridge_wire (the
+# bridge's wire decoders) from build-fuzz/corpus-bridge, seeded from
+# fuzz/corpus-bridge (the seeds are never written). Fails if a fuzzer finds a
+# crash, a leak or a timeout; the input that caused it stays in
+# build-fuzz/artifacts/TARGET/ until the next run. Arguments go to
+# libFuzzer, e.g. `scripts/fuzz.sh -seed=1`.
 source "$(dirname "$0")/common.sh"
 need_packages clang libclang-rt-14-dev
 
@@ -28,21 +31,17 @@ fi
 cmake_build build-fuzz -DSHMRPC_BUILD_FUZZ=ON -DSHMRPC_BUILD_TESTS=OFF \
   -DSHMRPC_BUILD_BENCH=OFF -DSHMRPC_BUILD_SAMPLES=OFF \
   -DSHMRPC_BUILD_SHARED=OFF -DCMAKE_C_FLAGS="$flags"
-if [ ! -x build-fuzz/bin/fuzz_server ]; then
-  say "build-fuzz/bin/fuzz_server was not built (is build-fuzz configured with clang?)"
-  exit 1
-fi
+for target in fuzz_server fuzz_bridge_wire; do
+  if [ ! -x "build-fuzz/bin/$target" ]; then
+    say "build-fuzz/bin/$target was not built (is build-fuzz configured with clang?)"
+    exit 1
+  fi
+done
 
 cd build-fuzz
-# The scratch corpus keeps what earlier runs found; the seeds join it.
-mkdir -p corpus
-find "$ROOT/fuzz/corpus" -maxdepth 1 -type f -exec cp -t corpus/ {} +
-rm -rf artifacts
-mkdir artifacts
-
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 pid=
-# The target names its service fuzz-<pid> and destroys it at exit; a crash,
+# fuzz_server names its service fuzz-<pid> and destroys it at exit; a crash,
 # a timeout or an interrupt leaves the name behind. Remove this run's name,
 # and any other fuzz-<pid> whose process is gone (-jobs workers, a
 # reproducer run by hand), never the name of a fuzzer still running.
@@ -56,19 +55,35 @@ cleanup() {
   return 0
 }
 trap cleanup EXIT
-rc=0
-bin/fuzz_server corpus -max_total_time="$seconds" -timeout=10 \
-  -rss_limit_mb=2048 -artifact_prefix=artifacts/ -print_final_stats=1 \
-  "$@" &
-pid=$!
-wait "$pid" || rc=$?
 
-found=$(find artifacts -type f | head -n 5)
-if [ "$rc" -ne 0 ] || [ -n "$found" ]; then
-  say "fuzz: the fuzzer failed (exit $rc)${found:+; reproduce with:}"
-  for artifact in $found; do
-    say "  build-fuzz/bin/fuzz_server build-fuzz/$artifact"
-  done
-  exit 1
-fi
-say "fuzz: no crash in ${seconds}s; corpus: build-fuzz/corpus ($(find corpus -type f | wc -l) inputs)"
+# run_target TARGET SEEDS SCRATCH [libFuzzer args]: runs TARGET for
+# FUZZ_SECONDS from the scratch corpus SCRATCH (kept between runs), seeded
+# from SEEDS (never written); fails if it finds anything.
+run_target() {
+  local target=$1 seeds=$2 scratch=$3 rc=0 found artifact
+  shift 3
+  mkdir -p "$scratch"
+  find "$seeds" -maxdepth 1 -type f -exec cp -t "$scratch/" {} +
+  rm -rf "artifacts/$target"
+  mkdir -p "artifacts/$target"
+  "bin/$target" "$scratch" -max_total_time="$seconds" -timeout=10 \
+    -rss_limit_mb=2048 -artifact_prefix="artifacts/$target/" \
+    -print_final_stats=1 "$@" &
+  pid=$!
+  wait "$pid" || rc=$?
+  cleanup
+  pid=
+  found=$(find "artifacts/$target" -type f | head -n 5)
+  if [ "$rc" -ne 0 ] || [ -n "$found" ]; then
+    say "fuzz: $target failed (exit $rc)${found:+; reproduce with:}"
+    for artifact in $found; do
+      say "  build-fuzz/bin/$target build-fuzz/$artifact"
+    done
+    exit 1
+  fi
+  say "fuzz: $target: no crash in ${seconds}s; corpus: build-fuzz/$scratch ($(find "$scratch" -type f | wc -l) inputs)"
+}
+
+# The server's scratch corpus keeps its old name, corpus/.
+run_target fuzz_server "$ROOT/fuzz/corpus" corpus "$@"
+run_target fuzz_bridge_wire "$ROOT/fuzz/corpus-bridge" corpus-bridge "$@"

@@ -8,7 +8,7 @@
 # acquisition, so it reports their recoveries as bad unlocks.)
 source "$(dirname "$0")/common.sh"
 kind=${1:?usage: test-sanitize.sh asan|tsan}
-need_packages libcmocka-dev
+need_packages libcmocka-dev libnng-dev openssl
 case "$kind" in
   asan) flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1

@@ -637,7 +637,8 @@ static void test_methods(void **state) {
     unsigned id;
     const char *name;
   } expected_methods[] = {{T_ECHO, "echo"}, {T_ADD, "add"}, {T_SLOW, "slow"},
-                          {T_FAIL, "fail"}, {T_BIG, "big"}, {T_STOP, "stop"}};
+                          {T_FAIL, "fail"}, {T_BIG, "big"}, {T_STOP, "stop"},
+                          {T_FAILWITH, "failwith"}};
   const char *name = test_service_name("methods");
   test_server_thread ts;
   tool_run run;
@@ -648,7 +649,8 @@ static void test_methods(void **state) {
   run_tool(&run, 0, "methods %s", name);
   assert_int_equal(run.exit_code, 0);
   /* A header, then one line per method. */
-  assert_int_equal(count_lines(run.out), 1 + 6);
+  assert_int_equal(count_lines(run.out),
+                   1 + sizeof(expected_methods) / sizeof(expected_methods[0]));
   for (i = 0; i < sizeof(expected_methods) / sizeof(expected_methods[0]); i++) {
     char line[64];
     snprintf(line, sizeof(line), "%10u  %s\n", expected_methods[i].id,
@@ -663,7 +665,8 @@ static void test_methods(void **state) {
                   "\"methods\":[{\"id\":1,\"name\":\"echo\"},"
                   "{\"id\":2,\"name\":\"add\"},{\"id\":3,\"name\":\"slow\"},"
                   "{\"id\":4,\"name\":\"fail\"},{\"id\":5,\"name\":\"big\"},"
-                  "{\"id\":6,\"name\":\"stop\"}]}");
+                  "{\"id\":6,\"name\":\"stop\"},"
+                  "{\"id\":8,\"name\":\"failwith\"}]}");
   test_server_thread_stop(&ts);
 }
 

@@ -147,6 +147,13 @@ static const char general_help[] =
     "                     call a method (by id or name) with a request made\n"
     "                     of ARGS, and print the answer\n"
     "  clean [NAME...]    remove the names of services whose server died\n"
+#ifdef SHMRPC_TOOL_BRIDGE
+    "  bridge export NAME --listen URL\n"
+    "                     serve service NAME to the network over nng\n"
+    "                     (loopback only unless --allow-remote)\n"
+    "  bridge import URL --as NAME\n"
+    "                     publish the export at URL as local service NAME\n"
+#endif
     "  help [COMMAND]     this text, or a command's\n"
     "\n"
     "Options (each command's --help says which it takes):\n"
@@ -236,8 +243,7 @@ static int usage_error(const char *command, const char *format, ...) {
   return TOOL_EXIT_USAGE;
 }
 
-/* Parses a whole decimal number in [min, max]. Returns 0 or -1. */
-static int parse_long(const char *text, long min, long max, long *out) {
+int tool_parse_long(const char *text, long min, long max, long *out) {
   char *end;
   long value;
   errno = 0;
@@ -335,7 +341,7 @@ static int parse_line(int argc, char **argv, char **operands,
       value = option_value(argc, argv, &i, equals);
       if (value == NULL)
         return usage_error(options->command, "--timeout needs a value in ms");
-      if (parse_long(value, -1, INT32_MAX, &number) != 0)
+      if (tool_parse_long(value, -1, INT32_MAX, &number) != 0)
         return usage_error(options->command,
                            "bad --timeout '%s' (milliseconds, or -1 for "
                            "no limit)",
@@ -364,7 +370,7 @@ static int parse_line(int argc, char **argv, char **operands,
       value = option_value(argc, argv, &i, equals);
       if (value == NULL)
         return usage_error(options->command, "%s needs a count", arg);
-      if (parse_long(value, 1, TOOL_MAX_PING_COUNT, &number) != 0)
+      if (tool_parse_long(value, 1, TOOL_MAX_PING_COUNT, &number) != 0)
         return usage_error(options->command,
                            "bad count '%s' (1 to 10000000 round trips)", value);
       options->count = number;
@@ -373,7 +379,7 @@ static int parse_line(int argc, char **argv, char **operands,
       value = option_value(argc, argv, &i, equals);
       if (value == NULL)
         return usage_error(options->command, "--size needs a byte count");
-      if (parse_long(value, 0, (long)SHMRPC_MAX_CAPACITY, &number) != 0)
+      if (tool_parse_long(value, 0, (long)SHMRPC_MAX_CAPACITY, &number) != 0)
         return usage_error(options->command, "bad --size '%s' (bytes)", value);
       options->size = (size_t)number;
       note_option(line, OPT_SIZE, "--size");
@@ -404,7 +410,13 @@ static int run(int argc, char **argv, char **operands) {
   const tool_command *command;
   parsed_line line;
   size_t i;
-  int rc = parse_line(argc, argv, operands, &line);
+  int rc;
+#ifdef SHMRPC_TOOL_BRIDGE
+  /* The bridge has options of its own: it parses its line itself. */
+  if (argc >= 2 && strcmp(argv[1], "bridge") == 0)
+    return finish(tool_bridge(argc - 1, argv + 1));
+#endif
+  rc = parse_line(argc, argv, operands, &line);
   if (rc != 0)
     return rc;
 
@@ -422,6 +434,13 @@ static int run(int argc, char **argv, char **operands) {
   if (strcmp(line.options.command, "help") == 0) {
     if (line.options.operand_count == 0)
       return finish(print_help(general_help));
+#ifdef SHMRPC_TOOL_BRIDGE
+    if (line.options.operand_count == 1 &&
+        strcmp(line.options.operands[0], "bridge") == 0) {
+      tool_bridge_help();
+      return finish(TOOL_EXIT_OK);
+    }
+#endif
     command = find_command(line.options.operands[0]);
     if (command == NULL || line.options.operand_count > 1) {
       tool_error("help", "no command '%s' (see 'shmrpc --help')",

@@ -2,8 +2,10 @@
  * The shmrpc command-line tool: what its files share. shmrpc.c parses the
  * command line and runs one command; services.c holds the commands that
  * read control blocks (list, stat, clean), calls.c those that call a server
- * (ping, methods), call.c the one that calls any method (call); output.c prints JSON and text safely; clock.c is the one
- * piece of platform code. Everything else goes through the public API.
+ * (ping, methods), call.c the one that calls any method (call); bridge.c is
+ * `shmrpc bridge` (when nng is there); output.c prints JSON and text safely;
+ * clock.c is the one piece of platform code. Everything else goes through
+ * the public API.
  */
 #ifndef SHMRPC_TOOL_H
 #define SHMRPC_TOOL_H
@@ -71,6 +73,11 @@ typedef struct method_entry {
 int tool_methods_parse(const void *answer, size_t len, method_entry **out,
                        size_t *count);
 
+/* `shmrpc bridge ...` (bridge.c, built when nng is present): parses its
+ * own arguments, argv[0] being "bridge"; and its --help text. */
+int tool_bridge(int argc, char **argv);
+void tool_bridge_help(void);
+
 /* Prints "shmrpc: COMMAND: message" and a newline on stderr. */
 void tool_error(const char *command, const char *format, ...)
 #if defined(__GNUC__) || defined(__clang__)
@@ -82,6 +89,10 @@ void tool_error(const char *command, const char *format, ...)
  * code's message (SHMRPC_E...)", and returns the exit code it deserves
  * (TOOL_EXIT_USAGE for SHMRPC_EINVAL, else TOOL_EXIT_RUNTIME). */
 int tool_fail(const char *command, const char *what, const char *name, int err);
+
+/* Parses a whole decimal number in [min, max] into *out. Returns 0 or -1
+ * (shmrpc.c). */
+int tool_parse_long(const char *text, long min, long max, long *out);
 
 /* A monotonic clock in nanoseconds (clock.c). */
 uint64_t tool_now_ns(void);
