@@ -3,7 +3,7 @@
  * listens at the URL; each worker owns an nng context, a thread and a
  * client handle of the service, and turns the requests its context
  * receives into calls, one at a time. Several workers serve requests at
- * once; once services have lanes, their handles spread over them.
+ * once, each on a lane of the service of its own.
  */
 #include <stdatomic.h>
 #include <stdio.h>

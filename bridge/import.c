@@ -5,10 +5,9 @@
  * caller's remaining timeout; the answer, an application error or a
  * transport code comes back to the caller as it was.
  *
- * Each forwarded call borrows a lane (an nng context and an aio). The
- * server runs one call at a time now, so one lane serves; once servers have
- * worker threads, IMPORT_LANES and the server's workers option grow
- * together and each worker borrows its own lane.
+ * Each forwarded call borrows an nng lane (a context and its aios). The
+ * local server runs IMPORT_LANES workers, so that many calls are forwarded
+ * at once, each worker on an nng lane of its own.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,7 +24,7 @@
 #include "wire.h"
 
 /* Calls forwarded at once: one per server worker. */
-#define IMPORT_LANES 1
+#define IMPORT_LANES 4
 /* How soon a lost connection is retried, and how far apart retries go. */
 #define IMPORT_RECONNECT_MIN_MS 100
 #define IMPORT_RECONNECT_MAX_MS 1000
@@ -469,8 +468,7 @@ static int publish(bridge_import *imp, const char *service,
   }
   shmrpc_server_options_init(&server_options);
   server_options.capacity = imp->capacity;
-  /* Once servers have worker threads: server_options.workers =
-   * IMPORT_LANES, and each worker borrows a lane of its own. */
+  server_options.workers = IMPORT_LANES; /* forward() is thread-safe */
   rc = shmrpc_server_create(&imp->server, service, &server_options);
   if (rc != 0)
     return bridge__fail(error, rc, "cannot publish '%s': %s (%s)", service,

@@ -216,10 +216,12 @@ SHMRPC_EXTERN int shmrpc_reply_error(shmrpc_reply *reply, int32_t code,
  * For handlers that forward calls elsewhere (a bridge), so that a remote
  * "timed out" or "server died" reaches the caller as that. Allowed codes:
  * SHMRPC_ETIMEDOUT, SHMRPC_ENOSERVER, SHMRPC_ESERVERDIED, SHMRPC_ESHUTDOWN,
- * SHMRPC_ENOMETHOD, SHMRPC_ETOOBIG; anything else is SHMRPC_EINVAL and
- * changes nothing. Returns code, so a handler can `return
- * shmrpc_reply_fail(...)`. A response or application error set before is
- * dropped. */
+ * SHMRPC_ENOMETHOD, SHMRPC_ETOOBIG, SHMRPC_EACCES, SHMRPC_EUNTRUSTED,
+ * SHMRPC_EAGAIN and SHMRPC_ECANCELED. SHMRPC_EPROTO is not among them: it
+ * means the caller's own shared memory was damaged. Any other code
+ * (SHMRPC_EINVAL included) is refused with SHMRPC_EINVAL and changes
+ * nothing. Returns code, so a handler can `return shmrpc_reply_fail(...)`.
+ * A response or application error set before is dropped. */
 SHMRPC_EXTERN int shmrpc_reply_fail(shmrpc_reply *reply, int code);
 
 /* The method id the caller called: the same for every call of a handler

@@ -500,6 +500,9 @@ SHMRPC__COLD static int take_other_answer(shmrpc_client *client,
   case SHMRPC_ENOSERVER:
   case SHMRPC_ESERVERDIED: /* forwarded from a far side: ours lives */
   case SHMRPC_ECANCELED:   /* withdrawn by someone else: see take_call */
+  case SHMRPC_EACCES:      /* the rest only from a handler that forwards */
+  case SHMRPC_EUNTRUSTED:
+  case SHMRPC_EAGAIN:
     return status;
   default:
     return SHMRPC_EPROTO;

@@ -320,6 +320,10 @@ int shmrpc_reply_fail(shmrpc_reply *reply, int code) {
   case SHMRPC_ESHUTDOWN:
   case SHMRPC_ENOMETHOD:
   case SHMRPC_ETOOBIG:
+  case SHMRPC_EACCES:
+  case SHMRPC_EUNTRUSTED:
+  case SHMRPC_EAGAIN:
+  case SHMRPC_ECANCELED:
     break;
   default:
     return SHMRPC_EINVAL;

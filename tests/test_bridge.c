@@ -90,12 +90,46 @@ static void helper_expect(helper_proc *h, const char *prefix, char *line,
   }
 }
 
+/* Prints what each thread of pid waits in (its kernel wait channel). */
+static void show_threads(int pid) {
+  char path[64], name[64], wchan[64];
+  int tid;
+  FILE *tasks;
+  snprintf(path, sizeof(path), "/bin/ls /proc/%d/task", pid);
+  tasks = popen(path, "r");
+  if (tasks == NULL)
+    return;
+  while (fscanf(tasks, "%d", &tid) == 1) {
+    FILE *f;
+    name[0] = wchan[0] = '\0';
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
+    if ((f = fopen(path, "r")) != NULL) {
+      if (fgets(name, sizeof(name), f) != NULL)
+        name[strcspn(name, "\n")] = '\0';
+      fclose(f);
+    }
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", pid, tid);
+    if ((f = fopen(path, "r")) != NULL) {
+      if (fgets(wchan, sizeof(wchan), f) == NULL)
+        wchan[0] = '\0';
+      fclose(f);
+    }
+    print_error("  pid %d thread %d (%s) waits in %s\n", pid, tid, name, wchan);
+  }
+  pclose(tasks);
+}
+
 /* Ends a helper with SIGTERM and checks that it stopped cleanly. */
 static void helper_stop(helper_proc *h) {
   if (h->proc == NULL)
     return;
+  int code = -1;
   assert_int_equal(kill(h->pid, SIGTERM), 0);
-  test_expect_exit(h->proc, 0);
+  if (test_proc_wait(h->proc, T_EXIT_MS, &code) != 0) {
+    show_threads(h->pid); /* where it hangs, for whoever reads the log */
+    fail_msg("pid %d did not stop on SIGTERM", (int)h->pid);
+  }
+  assert_int_equal(code, 0);
   test_proc_free(h->proc);
   h->proc = NULL;
 }
@@ -583,6 +617,7 @@ static void test_export_killed(void **state) {
 static void test_silent_network(void **state) {
   shmrpc_client *client;
   int64_t result, start;
+  int rc;
   static bridged b; /* the teardown may need it after a failure */
   (void)state;
   bridged_start(&b, "silent", NULL);
@@ -594,7 +629,13 @@ static void test_silent_network(void **state) {
   assert_true(test_now_ms() - start >= 300 - 1);
   assert_true(test_now_ms() - start < 300 * 10);
   assert_int_equal(kill(b.exp.pid, SIGCONT), 0);
-  assert_int_equal(calc_ok(client, CALC_ADD, 20, 22), 42);
+  start = test_now_ms();
+  rc = calc_call(client, CALC_ADD, 20, 22, NULL, T_EXIT_MS, &result);
+  if (rc != 0) /* say what ended it, and when */
+    print_error("after SIGCONT: %s after %lld ms: %s\n", shmrpc_err_name(rc),
+                (long long)(test_now_ms() - start), shmrpc_error_message(rc));
+  assert_int_equal(rc, 0);
+  assert_int_equal(result, 42);
   shmrpc_client_close(client);
   bridged_stop(&b);
 }
