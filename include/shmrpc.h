@@ -418,6 +418,84 @@ SHMRPC_EXTERN size_t shmrpc_client_capacity(const shmrpc_client *client);
  * no call may start on the handle once close has begun. */
 SHMRPC_EXTERN void shmrpc_client_close(shmrpc_client *client);
 
+/* ---- Calls that do not block ------------------------------------------- */
+
+/* A call in flight, started by shmrpc_call_start(). */
+typedef struct shmrpc_pending shmrpc_pending;
+
+/*
+ * Starts a call and returns at once with *out. The request is copied: the
+ * buffer may be reused as soon as this returns. The call is posted on a free
+ * lane now, or queued for one (first come, first served with every other
+ * caller) and posted as soon as one frees. timeout_ms covers the whole call
+ * from now: queueing, the server's work and the answer; with SHMRPC_NOWAIT
+ * it fails at once with SHMRPC_EAGAIN if no lane is free, else waits for
+ * its answer for as long as the server lives, as shmrpc_call does.
+ *
+ * A handle may have any number of calls in flight, from any number of
+ * threads; at most one per lane is posted at a time, the rest queue. Each
+ * call belongs to the thread that started it: poll, wait, finish and cancel
+ * it on that thread (elsewhere they fail with SHMRPC_EINVAL), and end every
+ * call with shmrpc_pending_finish() or shmrpc_pending_cancel().
+ *
+ * Errors (and *out NULL): SHMRPC_EINVAL, SHMRPC_ETOOBIG (the request
+ * exceeds the slot), SHMRPC_ENOSERVER (not connected, and no server to
+ * reconnect to right now: it never waits for one), SHMRPC_EAGAIN, SHMRPC_ENOMEM.
+ * shmrpc_call(client, ...) is shmrpc_call_start + shmrpc_pending_wait +
+ * shmrpc_pending_finish, without the allocation.
+ */
+SHMRPC_EXTERN int shmrpc_call_start(shmrpc_client *client, uint32_t method,
+                                    const void *request, size_t request_len,
+                                    int32_t timeout_ms, shmrpc_pending **out);
+
+/* Looks at the call without waiting (and posts it if it was queued and a
+ * lane is free). Returns 1 once it is over (answered, failed or timed out:
+ * shmrpc_pending_finish says which), 0 while it is in flight, SHMRPC_EINVAL
+ * for NULL or a call of another thread. Costs no system call while the
+ * answer is on its way, bar a look at the server's liveness every 20 ms. */
+SHMRPC_EXTERN int shmrpc_pending_poll(shmrpc_pending *call);
+
+/* Waits up to timeout_ms for the call to be over, spinning then sleeping as
+ * shmrpc_call does. Returns 1 once it is over, 0 if it is still in flight
+ * when timeout_ms ends (the call goes on, to its own deadline),
+ * SHMRPC_EINVAL. */
+SHMRPC_EXTERN int shmrpc_pending_wait(shmrpc_pending *call, int32_t timeout_ms);
+
+/* Ends a call that is over and frees it: returns what shmrpc_call would
+ * have returned, with the response copied into response (response_cap
+ * bytes) and its length in *response_len (may be NULL); after SHMRPC_EAPP,
+ * shmrpc_client_app_error() has the handler's code and message. A call
+ * still in flight is left alone: SHMRPC_EAGAIN. SHMRPC_EINVAL for NULL or a
+ * call of another thread. */
+SHMRPC_EXTERN int shmrpc_pending_finish(shmrpc_pending *call, void *response,
+                                        size_t response_cap,
+                                        size_t *response_len);
+
+/* Gives up a call, over or not, and frees it. A call the server has not
+ * taken yet is withdrawn and never runs; one it has taken runs to its end,
+ * and its answer is dropped (never delivered to another call). Returns 0, or
+ * SHMRPC_EINVAL (nothing done) for a call of another thread; NULL does
+ * nothing. */
+SHMRPC_EXTERN int shmrpc_pending_cancel(shmrpc_pending *call);
+
+/*
+ * The handle's waitable, for an event loop: a file descriptor to poll for
+ * reading on POSIX, an event HANDLE for WaitForMultipleObjects on Windows.
+ * The same for the life of the handle (a fork() child asks again: it gets
+ * its own). Before each wait on it, call shmrpc_client_arm(): it returns
+ * how many of the calling thread's calls through the handle are over
+ * already (then do not sleep: poll them), or 0 once the waitable is set to
+ * turn ready when one of them is answered, fails (the server died or
+ * stopped) or reaches its deadline, or a queued one may get a lane. After
+ * the wait, poll the calls. Only an armed wait costs the server a system
+ * call to wake it; calls that are polled, or waited for, cost nothing
+ * extra. Errors: SHMRPC_EINVAL, SHMRPC_ENOSERVER (never connected),
+ * SHMRPC_EOS.
+ */
+SHMRPC_EXTERN int shmrpc_client_waitable(shmrpc_client *client,
+                                         shmrpc_waitable *out);
+SHMRPC_EXTERN int shmrpc_client_arm(shmrpc_client *client);
+
 /* ---- Services ---------------------------------------------------------- */
 
 /* Removes the names a dead server left behind (a new server takes them

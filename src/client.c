@@ -1,5 +1,6 @@
 /*
- * The client: a thread-safe handle on a service, and blocking calls.
+ * The client: a thread-safe handle on a service, and blocking calls (for
+ * calls that do not block, see pending.c).
  *
  * A handle holds a *connection* (the mapped service, its lanes, the client
  * token the backend took). Any number of threads call through one handle at
@@ -17,36 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core.h"
-
-typedef struct shmrpc__conn {
-  /* What a call reads first. */
-  shmrpc__os_service *service;
-  const void *server;      /* server area: read-only, untrusted */
-  void *calls;             /* calls area */
-  uint32_t capacity;       /* validated when connecting */
-  uint32_t lanes;
-  uint64_t generation;     /* of the server connected to */
-  volatile uint32_t dead;  /* 1 once its server died or stopped */
-  shmrpc__lane lane[SHMRPC_MAX_LANES];
-  shmrpc__spin spin[SHMRPC_MAX_LANES]; /* per lane: one call at a time */
-  uint64_t retired_epoch;  /* when it was retired */
-  struct shmrpc__conn *retired_next;
-} shmrpc__conn;
-
-struct shmrpc_client {
-  shmrpc__conn *volatile conn;    /* the current connection, or NULL */
-  volatile uint32_t active;       /* calls inside the handle */
-  volatile uint32_t closing;      /* shmrpc_client_close has begun */
-  volatile uint32_t connecting;   /* one thread (re)connects at a time */
-  volatile uint64_t epoch;        /* bumped by each retirement */
-  shmrpc__conn *volatile retired; /* replaced connections not closed yet */
-  int32_t spin_us;
-  int global_namespace;
-  int has_server_user;
-  char server_user[SHMRPC_USER_MAX + 1];
-  char name[SHMRPC_NAME_MAX + 1];
-};
+#include "client.h"
 
 /* The application error of the calling thread's last call, and the lane it
  * used last (a hint: the lane's lines are likely in its cache). */
@@ -255,6 +227,21 @@ SHMRPC__COLD static int reconnect(shmrpc_client *client,
   }
 }
 
+int shmrpc__client_enter(shmrpc_client *client) { return enter(client); }
+
+void shmrpc__client_leave(shmrpc_client *client) { leave(client); }
+
+int shmrpc__client_connect(shmrpc_client *client, shmrpc__deadline *deadline,
+                           shmrpc__conn **out) {
+  shmrpc__conn *conn = __atomic_load_n(&client->conn, __ATOMIC_ACQUIRE);
+  if (conn != NULL && !conn->dead &&
+      !shmrpc__os_service_forked(conn->service)) {
+    *out = conn;
+    return 0;
+  }
+  return reconnect(client, deadline, out);
+}
+
 int shmrpc_client_open(shmrpc_client **out, const char *name,
                        const shmrpc_client_options *options,
                        int32_t timeout_ms) {
@@ -304,14 +291,17 @@ void shmrpc_client_close(shmrpc_client *client) {
   shmrpc__conn *conn;
   if (client == NULL)
     return;
+  /* This thread's calls in flight end now; calls in progress on other
+   * threads finish first. */
+  shmrpc__pending_detach(client);
   shmrpc__store32_sc(&client->closing, 1);
-  /* Calls in progress on other threads finish first. */
   while (shmrpc__load32_sc(&client->active) != 0)
     shmrpc__os_sleep_ms(1);
   conn = client->conn;
   if (conn != NULL)
     conn_close(conn);
   close_retired(client, UINT64_MAX);
+  shmrpc__os_loop_close(client->loop);
   free(client);
 }
 
@@ -335,6 +325,8 @@ int32_t shmrpc_client_app_error(const shmrpc_client *client,
 
 /* ---- Calls ------------------------------------------------------------- */
 
+void shmrpc__client_clear_app_error(void) { last_app_error.code = 0; }
+
 /* What a waiting call looks at. */
 typedef struct call_wait {
   shmrpc__conn *conn;
@@ -342,10 +334,7 @@ typedef struct call_wait {
   uint32_t seq;
 } call_wait;
 
-/* Is the server still there? Cheap checks first; the kernel has the last
- * word. Returns 0, SHMRPC_ESHUTDOWN or SHMRPC_ESERVERDIED, and marks the
- * connection dead for the other calls on it. */
-static int server_health(shmrpc__conn *conn) {
+int shmrpc__conn_health(shmrpc__conn *conn) {
   const shmrpc__header *header = shmrpc__area_header(conn->server);
   int rc = 0;
   if (shmrpc__load64(&header->generation) != conn->generation ||
@@ -364,7 +353,7 @@ static int server_health(shmrpc__conn *conn) {
 }
 
 static int wait_health(void *ctx) {
-  return server_health(((call_wait *)ctx)->conn);
+  return shmrpc__conn_health(((call_wait *)ctx)->conn);
 }
 
 static int lane_not_busy(void *ctx) {
@@ -383,6 +372,14 @@ SHMRPC__HOT static int answer_ready(void *ctx) {
 /* Counts a client-side event in the calls area, where the server folds it
  * into its counters. */
 static void report(volatile uint64_t *counter) { shmrpc__add64(counter, 1); }
+
+void shmrpc__conn_report_timeout(shmrpc__conn *conn) {
+  report(&shmrpc__area_calls_header(conn->calls)->timeouts);
+}
+
+void shmrpc__conn_report_recovery(shmrpc__conn *conn) {
+  report(&shmrpc__area_calls_header(conn->calls)->recoveries);
+}
 
 /* Takes a lane after the first try (whose result is `rc`) found none:
  * queues for one in slices, so that a dead or stopping server ends the
@@ -406,7 +403,7 @@ SHMRPC__COLD static int take_lane_slow(shmrpc__conn *conn, int rc,
     if (rc >= 0)
       return rc;
     if (rc == SHMRPC_ETIMEDOUT)
-      rc = server_health(conn);
+      rc = shmrpc__conn_health(conn);
     if (rc != 0) {
       shmrpc__os_lane_wait_end(conn->service, &waiter);
       return rc;
@@ -415,35 +412,40 @@ SHMRPC__COLD static int take_lane_slow(shmrpc__conn *conn, int rc,
 }
 
 /* The header says the server changed, died or is stopping, or a caller
- * left a hint that it died: server_health decides. */
+ * left a hint that it died: the health check decides. */
 SHMRPC__COLD static int recheck_server(shmrpc__conn *conn) {
-  int rc = server_health(conn);
+  int rc = shmrpc__conn_health(conn);
   if (rc == 0) /* a false hint (the server lives): clear it */
     shmrpc__store32(&shmrpc__area_calls_header(conn->calls)->server_dead, 0);
   return rc;
 }
 
+SHMRPC__HOT int shmrpc__conn_check(shmrpc__conn *conn) {
+  if (SHMRPC__UNLIKELY(
+          shmrpc__load64(&shmrpc__area_header(conn->server)->generation) !=
+              conn->generation ||
+          shmrpc__load32(&shmrpc__area_header(conn->server)->server_state) !=
+              SHMRPC__SERVER_RUNNING ||
+          shmrpc__load32(&shmrpc__area_calls_header(conn->calls)
+                              ->server_dead) != 0))
+    return recheck_server(conn);
+  return 0;
+}
+
 /*
- * With the lane held, makes its slot ours to post into. What a previous
- * holder left tells what happened to it: a posted call the server never took
- * means it died right after posting (withdraw it); a call taken but not
- * answered means it timed out or died while the server works (wait for that
- * answer, which nobody will read). Anything else is idle.
+ * What a previous holder left in a lane tells what happened to it: a posted
+ * call the server never took means it died right after posting (withdraw
+ * it); a call taken but not answered means it timed out, was cancelled or
+ * died while the server works (wait for that answer, which nobody will
+ * read). Anything else is idle.
  */
-SHMRPC__COLD static int prepare_lane(shmrpc__conn *conn, uint32_t index,
-                                     shmrpc__deadline *deadline) {
+SHMRPC__COLD int shmrpc__conn_prepare(shmrpc__conn *conn, uint32_t index) {
   shmrpc__lane *lane = &conn->lane[index];
-  call_wait wait;
-  shmrpc__sleep how;
-  wait.conn = conn;
-  wait.lane = lane;
-  wait.seq = 0;
-  how.event = SHMRPC__EVENT_RESPONSE(index);
-  how.sleepers = &lane->request->response_sleepers;
-  how.mark = SHMRPC__SLEEPER_EVENT;
-  for (;;) {
+  int looks;
+  /* A writer who keeps rewriting the slot gets a few looks, then the lane
+   * counts as busy (its caller's deadline bounds the rest). */
+  for (looks = 0; looks < 16; looks++) {
     uint32_t state, posted, taken;
-    int rc;
     if (shmrpc__lane_idle(lane))
       return 0;
     state = shmrpc__load32_sc(&lane->request->slot_state);
@@ -457,7 +459,29 @@ SHMRPC__COLD static int prepare_lane(shmrpc__conn *conn, uint32_t index,
       shmrpc__store32_sc(&lane->request->slot_state, SHMRPC__SLOT_FREE);
       continue; /* corrupted */
     }
-    /* Busy: the server still works on an earlier call. */
+    if (shmrpc__lane_not_busy(lane))
+      continue; /* answered meanwhile: look again */
+    return 1; /* busy: the server still works on an earlier call */
+  }
+  return 1;
+}
+
+SHMRPC__COLD int shmrpc__conn_prepare_wait(shmrpc__conn *conn, uint32_t index,
+                                           shmrpc__deadline *deadline) {
+  call_wait wait;
+  shmrpc__sleep how;
+  wait.conn = conn;
+  wait.lane = &conn->lane[index];
+  wait.seq = 0;
+  how.event = SHMRPC__EVENT_RESPONSE(index);
+  how.sleepers = &wait.lane->request->response_sleepers;
+  how.mark = SHMRPC__SLEEPER_EVENT;
+  for (;;) {
+    int rc = shmrpc__conn_prepare(conn, index);
+    if (rc <= 0)
+      return rc;
+    if (shmrpc__deadline_expired(deadline))
+      return SHMRPC_ETIMEDOUT;
     rc = shmrpc__wait(conn->service, &how, lane_not_busy, wait_health, &wait,
                       &conn->spin[index], 0, deadline, SHMRPC__SLICE_MS);
     if (rc < 0)
@@ -509,10 +533,11 @@ SHMRPC__COLD static int take_other_answer(shmrpc_client *client,
   }
 }
 
-/* Copies the answer of the call out of the lane. */
-SHMRPC__HOT static int take_answer(shmrpc_client *client, shmrpc__conn *conn,
-                                   const shmrpc__lane *lane, void *response,
-                                   size_t response_cap, size_t *response_len) {
+SHMRPC__HOT int shmrpc__conn_take_answer(shmrpc_client *client,
+                                         shmrpc__conn *conn, uint32_t index,
+                                         void *response, size_t response_cap,
+                                         size_t *response_len) {
+  const shmrpc__lane *lane = &conn->lane[index];
   const shmrpc__answer_line *answer = lane->answer;
   int32_t status = (int32_t)shmrpc__load32_relaxed(
       (const volatile uint32_t *)&answer->status);
@@ -530,13 +555,11 @@ SHMRPC__HOT static int take_answer(shmrpc_client *client, shmrpc__conn *conn,
   return 0;
 }
 
-/* Ends a call that was posted but not answered in time: withdraw it if the
- * server has not taken it; else leave it taken for the lane's next caller
- * to wait out. Returns 1 if the answer arrived after all. */
-SHMRPC__COLD static int abandon_call(call_wait *wait) {
-  if (shmrpc__lane_withdraw(wait->lane, wait->seq))
+SHMRPC__COLD int shmrpc__conn_abandon(shmrpc__conn *conn, uint32_t index,
+                                      uint32_t seq) {
+  if (shmrpc__lane_withdraw(&conn->lane[index], seq))
     return 0;
-  return answer_ready(wait);
+  return shmrpc__conn_answered(conn, index, seq);
 }
 
 /* Rings the doorbell if no worker would see the call without it: every
@@ -558,17 +581,51 @@ SHMRPC__HOT static int ring(shmrpc__conn *conn) {
   return flags;
 }
 
+SHMRPC__HOT uint32_t shmrpc__conn_post(shmrpc__conn *conn, uint32_t index,
+                                       uint32_t method, const void *request,
+                                       size_t request_len,
+                                       const shmrpc__deadline *deadline,
+                                       int *wait_flags) {
+  uint32_t seq = shmrpc__lane_post(&conn->lane[index], method, request,
+                                   request_len, deadline);
+  if (SHMRPC__UNLIKELY(seq == 0)) {
+    (void)shmrpc__error_detail(SHMRPC_EPROTO,
+                               "another caller posted on our lane: someone "
+                               "wrote over the lane's lock");
+    return 0;
+  }
+  *wait_flags = ring(conn);
+  return seq;
+}
+
+SHMRPC__HOT int shmrpc__conn_wait_answer(shmrpc__conn *conn, uint32_t index,
+                                         uint32_t seq, int wait_flags,
+                                         shmrpc__deadline *deadline) {
+  shmrpc__lane *lane = &conn->lane[index];
+  shmrpc__sleep how;
+  call_wait wait;
+  wait.conn = conn;
+  wait.lane = lane;
+  wait.seq = seq;
+  how.event = SHMRPC__EVENT_RESPONSE(index);
+  how.sleepers = &lane->request->response_sleepers;
+  how.mark = SHMRPC__SLEEPER_EVENT;
+  return shmrpc__wait(conn->service, &how, answer_ready, wait_health, &wait,
+                      &conn->spin[index], wait_flags, deadline,
+                      SHMRPC__SLICE_MS);
+}
+
+/* The blocking call: what shmrpc_call_start, shmrpc_pending_wait and
+ * shmrpc_pending_finish do together, on the stack and with a lane wait
+ * that sleeps. */
 SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
                             const void *request, size_t request_len,
                             void *response, size_t response_cap,
                             size_t *response_len, int32_t timeout_ms) {
   shmrpc__deadline deadline;
   shmrpc__conn *conn;
-  shmrpc__lane *lane;
-  shmrpc__sleep how;
-  call_wait wait;
-  uint32_t index;
-  int rc, wait_flags;
+  uint32_t index, seq;
+  int rc, wait_flags = 0;
 
   if (SHMRPC__UNLIKELY(client == NULL || (request == NULL && request_len > 0) ||
                        (response == NULL && response_cap > 0) ||
@@ -601,62 +658,45 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
     if (rc < 0)
       goto out;
     if (rc == SHMRPC__ABANDONED)
-      report(&shmrpc__area_calls_header(conn->calls)->recoveries);
+      shmrpc__conn_report_recovery(conn);
   }
   last_lane = index;
-  lane = &conn->lane[index];
   SHMRPC__FAULT("client_locked");
 
-  if (SHMRPC__UNLIKELY(
-          shmrpc__load64(&shmrpc__area_header(conn->server)->generation) !=
-              conn->generation ||
-          shmrpc__load32(&shmrpc__area_header(conn->server)->server_state) !=
-              SHMRPC__SERVER_RUNNING ||
-          shmrpc__load32(&shmrpc__area_calls_header(conn->calls)
-                              ->server_dead) != 0)) {
-    rc = recheck_server(conn);
-    if (rc != 0)
-      goto release;
-  }
-  if (SHMRPC__UNLIKELY(!shmrpc__lane_idle(lane))) {
-    rc = prepare_lane(conn, index, &deadline);
+  rc = shmrpc__conn_check(conn);
+  if (SHMRPC__UNLIKELY(rc != 0))
+    goto release;
+  if (SHMRPC__UNLIKELY(!shmrpc__lane_idle(&conn->lane[index]))) {
+    rc = shmrpc__conn_prepare_wait(conn, index, &deadline);
     if (rc != 0)
       goto release;
   }
 
-  wait.conn = conn;
-  wait.lane = lane;
-  wait.seq = shmrpc__lane_post(lane, method, request, request_len, &deadline);
-  if (SHMRPC__UNLIKELY(wait.seq == 0)) {
-    rc = shmrpc__error_detail(SHMRPC_EPROTO,
-                              "another caller posted on our lane: someone "
-                              "wrote over the lane's lock");
+  seq = shmrpc__conn_post(conn, index, method, request, request_len,
+                          &deadline, &wait_flags);
+  if (SHMRPC__UNLIKELY(seq == 0)) {
+    rc = SHMRPC_EPROTO;
     goto release;
   }
-  wait_flags = ring(conn);
   SHMRPC__FAULT("client_posted");
 
   /* SHMRPC_NOWAIT waits for the answer of a call it could send as long as
    * the server lives: it never waited for anything before. */
   if (SHMRPC__UNLIKELY(timeout_ms == 0))
     deadline = shmrpc__deadline_in(SHMRPC_INFINITE);
-  how.event = SHMRPC__EVENT_RESPONSE(index);
-  how.sleepers = &lane->request->response_sleepers;
-  how.mark = SHMRPC__SLEEPER_EVENT;
-  rc = shmrpc__wait(conn->service, &how, answer_ready, wait_health, &wait,
-                    &conn->spin[index], wait_flags, &deadline,
-                    SHMRPC__SLICE_MS);
-  if (SHMRPC__UNLIKELY(rc < 0) && !abandon_call(&wait))
+  rc = shmrpc__conn_wait_answer(conn, index, seq, wait_flags, &deadline);
+  if (SHMRPC__UNLIKELY(rc < 0) && !shmrpc__conn_abandon(conn, index, seq))
     goto release;
   SHMRPC__FAULT("client_answered");
 
-  rc = take_answer(client, conn, lane, response, response_cap, response_len);
+  rc = shmrpc__conn_take_answer(client, conn, index, response, response_cap,
+                                response_len);
 
 release:
   shmrpc__os_lane_release(conn->service, index);
 out:
   if (SHMRPC__UNLIKELY(rc == SHMRPC_ETIMEDOUT) && conn != NULL)
-    report(&shmrpc__area_calls_header(conn->calls)->timeouts);
+    shmrpc__conn_report_timeout(conn);
   leave(client);
   return rc;
 }

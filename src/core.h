@@ -142,6 +142,10 @@ int shmrpc__wait(shmrpc__os_service *service, const shmrpc__sleep *how,
 #ifdef SHMRPC_FAULT_INJECTION
 void shmrpc__fault_point(const char *where);
 #define SHMRPC__FAULT(where) shmrpc__fault_point(where)
+/* Backends count every system call they make (the test hook that shows a
+ * spinning pair makes none per call); the count is this process's. */
+void shmrpc__test_count_syscall(void);
+SHMRPC_EXTERN uint64_t shmrpc__test_syscalls(void);
 #else
 #define SHMRPC__FAULT(where) ((void)0)
 #endif

@@ -77,6 +77,7 @@ typedef struct shmrpc__os_lane_waiter {
   uint32_t bypass;      /* 1 once the queue looked stuck */
   uint32_t stuck_head;  /* the head seen at the end of the last slice */
   uint32_t stuck_seen;  /* slices that ended with that head and a free lane */
+  uint64_t slice_end_ns; /* shmrpc__os_lane_poll: when its slice ends */
 } shmrpc__os_lane_waiter;
 
 /* ---- Services ---------------------------------------------------------- */
@@ -200,6 +201,19 @@ int shmrpc__os_lane_wait(shmrpc__os_service *service,
                          shmrpc__os_lane_waiter *waiter, int32_t slice_ms,
                          uint32_t *lane);
 
+/*
+ * shmrpc__os_lane_poll is shmrpc__os_lane_wait for a caller that must not
+ * sleep (a call started without blocking): one look at the lanes, never a
+ * wait. The first poll takes the caller's place in the queue; the caller
+ * must look again at least every slice_ms, or be passed over like one that
+ * does not take its turn. Returns 0 or SHMRPC__ABANDONED with *lane set,
+ * SHMRPC_EAGAIN (look again later), or an error. A waiter may go on with
+ * shmrpc__os_lane_wait, and gives up with shmrpc__os_lane_wait_end.
+ */
+int shmrpc__os_lane_poll(shmrpc__os_service *service,
+                         shmrpc__os_lane_waiter *waiter, int32_t slice_ms,
+                         uint32_t *lane);
+
 /* shmrpc__os_lane_wait_end gives up a place in the queue that did not get a
  * lane (a timeout, a dead server). Harmless after a wait that got one. */
 void shmrpc__os_lane_wait_end(shmrpc__os_service *service,
@@ -261,43 +275,73 @@ int shmrpc__os_event_wait(shmrpc__os_service *service, int event,
 /* ---- Waitables (event loops) ------------------------------------------- */
 
 /*
- * shmrpc__os_waitable_get returns the object an event loop waits on: for a
- * server, one that turns ready when a caller rings the doorbell in fd mode;
- * for a client connection, one that turns ready when the server wakes any
- * lane armed with shmrpc__os_waitable_arm, or dies. Made on first use, then
- * the same for the life of the handle. POSIX: a file descriptor; Windows: a
- * HANDLE.
+ * A server in an event loop waits on its service's waitable: it turns ready
+ * when a caller rings the doorbell while the doorbell word says the server
+ * waits in a loop (SHMRPC__SLEEPERS_FD). shmrpc__os_waitable_get returns it
+ * (POSIX: the read side of the request FIFO; Windows: the doorbell
+ * semaphore); only the creator calls it.
  */
 int shmrpc__os_waitable_get(shmrpc__os_service *service,
                             shmrpc_waitable *out);
 
 /*
- * shmrpc__os_waitable_arm prepares lane `lane` of a client connection so
- * that the server's fd-mode wake-up reaches the connection's waitable, and
- * returns in *waker the value the caller stores in the lane's
- * response_sleepers (above the mode bits).
- */
-int shmrpc__os_waitable_arm(shmrpc__os_service *service, uint32_t lane,
-                            uint32_t *waker);
-
-/* shmrpc__os_waitable_disarm undoes shmrpc__os_waitable_arm once the lane's
- * call is over, and consumes a wake-up left for it. */
-void shmrpc__os_waitable_disarm(shmrpc__os_service *service, uint32_t lane);
-
-/*
- * shmrpc__os_waitable_wake is the server's fd-mode wake-up of lane `lane`
- * (waker as the caller stored it) or, with lane UINT32_MAX, the client's
- * ring of the server's waitable. Never blocks. Safe from a signal handler.
+ * shmrpc__os_waitable_wake is the server's wake-up of the caller of lane
+ * `lane` that waits in an event loop (waker as the caller stored it in the
+ * lane's response_sleepers), or, with lane UINT32_MAX, a caller's ring of the
+ * server's waitable. Never blocks. Safe from a signal handler.
  */
 void shmrpc__os_waitable_wake(shmrpc__os_service *service, uint32_t lane,
                               uint32_t waker);
 
+/* shmrpc__os_waitable_drain consumes the rings that made the server's
+ * waitable ready. */
+void shmrpc__os_waitable_drain(shmrpc__os_service *service);
+
 /*
- * shmrpc__os_waitable_drain consumes what made the waitable ready for lane
- * `lane` (UINT32_MAX: the server's doorbell). Returns 1 if the far side is
- * gone (the server died, as a client sees it), else 0.
+ * A client handle's waitable is a *loop*: made once per handle and kept
+ * across reconnections, so an event loop registers it once. POSIX: an epoll
+ * descriptor holding a timer and, per connection, the FIFOs of the lanes
+ * its calls use (a FIFO's reader sees end-of-file when the server is gone,
+ * so a dead server makes the loop ready by itself). Windows: an auto-reset
+ * event named after a random id, which the server's user may set, and a
+ * timer that sets it too.
+ *
+ * shmrpc__os_loop_open makes one for connections to the service of
+ * `service` (a client connection: it says whose server may wake it).
  */
-int shmrpc__os_waitable_drain(shmrpc__os_service *service, uint32_t lane);
+typedef struct shmrpc__os_loop shmrpc__os_loop;
+int shmrpc__os_loop_open(shmrpc__os_service *service, shmrpc__os_loop **out);
+void shmrpc__os_loop_close(shmrpc__os_loop *loop);
+shmrpc_waitable shmrpc__os_loop_waitable(const shmrpc__os_loop *loop);
+/* 1 in a fork() child of the process that made the loop: the child must
+ * make its own (its copy would share the parent's wake-ups). */
+int shmrpc__os_loop_forked(const shmrpc__os_loop *loop);
+
+/*
+ * shmrpc__os_loop_watch makes the server's wake-up of lane `lane` of
+ * connection `service` reach the loop, and returns in *waker the value the
+ * caller stores in the lane's response_sleepers, above the mode bits. The
+ * first watch of a lane of a connection makes system calls, later ones none.
+ */
+int shmrpc__os_loop_watch(shmrpc__os_loop *loop, shmrpc__os_service *service,
+                          uint32_t lane, uint32_t *waker);
+
+/*
+ * shmrpc__os_loop_drain consumes, without waiting, every wake-up the loop
+ * holds for connection `service` and its timer, so that the waitable turns
+ * ready again only for new ones. Returns 1 if the server of `service` is
+ * gone as far as the loop can tell (then it no longer watches the
+ * connection's lanes: a dead connection must not keep the loop ready), else 0.
+ */
+int shmrpc__os_loop_drain(shmrpc__os_loop *loop, shmrpc__os_service *service);
+
+/* shmrpc__os_loop_timer makes the waitable turn ready in ms milliseconds
+ * (never with -1), replacing the last setting. */
+int shmrpc__os_loop_timer(shmrpc__os_loop *loop, int32_t ms);
+
+/* How often a caller waiting in a loop must look at its server's liveness
+ * itself, in milliseconds: -1 where a dead server makes the loop ready. */
+int32_t shmrpc__os_loop_health_ms(void);
 
 /* ---- Threads ----------------------------------------------------------- */
 

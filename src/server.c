@@ -954,7 +954,7 @@ int shmrpc_server_dispatch(shmrpc_server *server) {
     shmrpc__store32(&server->in_loop, 0);
     __atomic_fetch_and(doorbell, ~SHMRPC__SLEEPERS_FD, __ATOMIC_SEQ_CST);
   }
-  (void)shmrpc__os_waitable_drain(server->service, UINT32_MAX);
+  shmrpc__os_waitable_drain(server->service);
   repair(server);
   for (;;) {
     int found = find_call(worker);

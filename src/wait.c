@@ -218,6 +218,12 @@ SHMRPC__HOT static int sleep_until(shmrpc__os_service *service,
 }
 
 #ifdef SHMRPC_FAULT_INJECTION
+static volatile uint64_t test_syscalls;
+
+void shmrpc__test_count_syscall(void) { shmrpc__add64(&test_syscalls, 1); }
+
+uint64_t shmrpc__test_syscalls(void) { return shmrpc__load64(&test_syscalls); }
+
 void shmrpc__fault_point(const char *where) {
   const char *wanted = getenv("SHMRPC_FAULT");
   if (wanted != NULL && strcmp(wanted, where) == 0)

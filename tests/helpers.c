@@ -140,6 +140,32 @@ static int handle_gate(void *user, const void *req, size_t len,
   return shmrpc_reply_write(reply, req, len);
 }
 
+/* The library's test hook (src/core.h): its count of system calls. */
+uint64_t shmrpc__test_syscalls(void);
+
+uint64_t test_syscalls(void) { return shmrpc__test_syscalls(); }
+
+static int handle_count(void *user, const void *req, size_t len,
+                        shmrpc_reply *reply) {
+  static volatile uint64_t count;
+  unsigned char out[8];
+  (void)user;
+  (void)req;
+  (void)len;
+  test_put_u64(out, __atomic_add_fetch(&count, 1, __ATOMIC_SEQ_CST));
+  return shmrpc_reply_write(reply, out, sizeof(out));
+}
+
+static int handle_syscalls(void *user, const void *req, size_t len,
+                           shmrpc_reply *reply) {
+  unsigned char out[8];
+  (void)user;
+  (void)req;
+  (void)len;
+  test_put_u64(out, test_syscalls());
+  return shmrpc_reply_write(reply, out, sizeof(out));
+}
+
 void test_register_methods(shmrpc_server *server, test_gate *gate) {
   assert_int_equal(shmrpc_server_register(server, T_ECHO, "echo", handle_echo, NULL), 0);
   assert_int_equal(shmrpc_server_register(server, T_ADD, "add", handle_add, NULL), 0);
@@ -148,6 +174,8 @@ void test_register_methods(shmrpc_server *server, test_gate *gate) {
   assert_int_equal(shmrpc_server_register(server, T_BIG, "big", handle_big, NULL), 0);
   assert_int_equal(shmrpc_server_register(server, T_STOP, "stop", handle_stop, server), 0);
   assert_int_equal(shmrpc_server_register(server, T_FAILWITH, "failwith", handle_failwith, NULL), 0);
+  assert_int_equal(shmrpc_server_register(server, T_COUNT, "count", handle_count, NULL), 0);
+  assert_int_equal(shmrpc_server_register(server, T_SYSCALLS, "syscalls", handle_syscalls, NULL), 0);
   if (gate != NULL)
     assert_int_equal(shmrpc_server_register(server, T_GATE, "gate", handle_gate, gate), 0);
 }
@@ -257,7 +285,7 @@ void test_expect_exit(test_proc *proc, int expected_code) {
 
 /* server NAME CAPACITY [ARG...]: serves the test methods until T_STOP.
  * ARGs: "safe" (only methods that neither block nor stop the server, for a
- * server whose words will be scribbled on), "lanes=N", "workers=N",
+ * server whose words will be scribbled on), "lanes=N", "workers=N", "spin=US",
  * "access=owner|group|everyone", "fork" (forks a child that sleeps and
  * keeps every inherited descriptor), or a fault point to die at. */
 static int role_server(int argc, char **argv) {
@@ -276,6 +304,8 @@ static int role_server(int argc, char **argv) {
       options.lanes = (uint32_t)strtoul(argv[i] + 6, NULL, 10);
     else if (strncmp(argv[i], "workers=", 8) == 0)
       options.workers = (uint32_t)strtoul(argv[i] + 8, NULL, 10);
+    else if (strncmp(argv[i], "spin=", 5) == 0)
+      options.spin_us = (int32_t)strtol(argv[i] + 5, NULL, 10);
     else if (strcmp(argv[i], "access=group") == 0)
       options.access = SHMRPC_ACCESS_GROUP;
     else if (strcmp(argv[i], "access=everyone") == 0)

@@ -19,8 +19,11 @@ enum test_method {
   T_BIG = 5,  /* u32 n -> n bytes of pattern, or SHMRPC_ETOOBIG */
   T_STOP = 6, /* stops the server after answering */
   T_GATE = 7, /* in-process only: blocks until the test opens the gate */
-  T_FAILWITH = 8 /* u32 code -> application error code, message "fail
-                    <code>" */
+  T_FAILWITH = 8, /* u32 code -> application error code, message "fail
+                     <code>" */
+  T_COUNT = 9,    /* -> u64: how many T_COUNT calls this server has run */
+  T_SYSCALLS = 10 /* -> u64: system calls the server's library has made
+                     (the test build's counter) */
 };
 
 #define T_FAIL_CODE 42
@@ -71,8 +74,8 @@ void test_server_thread_stop(test_server_thread *ts);
 /* Spawns a helper server process and waits for its "ready" line. */
 test_proc *test_spawn_server(const char *name, const char *capacity);
 /* The same with more arguments for the server role (NULL-terminated list:
- * "lanes=N", "workers=N", "access=owner|group|everyone", "safe", a fault
- * point). */
+ * "lanes=N", "workers=N", "spin=US", "access=owner|group|everyone",
+ * "safe", a fault point). */
 test_proc *test_spawn_server_args(const char *name, const char *capacity,
                                   const char *const extra[]);
 /* Waits for a helper to exit; asserts the exit code. */
@@ -89,6 +92,9 @@ uint64_t test_call_add(shmrpc_client *client, uint64_t a, uint64_t b);
 void test_read_expected(test_proc *proc, const char *expected);
 /* Stops a helper server through its T_STOP method and waits for its exit. */
 void test_stop_server(shmrpc_client *client, test_proc *server);
+
+/* The test build's count of system calls this process's library made. */
+uint64_t test_syscalls(void);
 
 /* Runs a helper role if argv names one; returns -1 if it does not. */
 int test_helper_main(int argc, char **argv);

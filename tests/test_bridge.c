@@ -119,6 +119,40 @@ static void show_threads(int pid) {
   pclose(tasks);
 }
 
+/* Sends SIGSTOP and waits until every thread of pid is stopped: the signal
+ * is delivered when a thread next runs, which on a busy machine may be
+ * after the caller's next step. */
+static void freeze(int pid) {
+  int64_t end = test_now_ms() + T_READY_MS;
+  assert_int_equal(kill(pid, SIGSTOP), 0);
+  for (;;) {
+    char path[64], line[512];
+    int tid, running = 0;
+    FILE *tasks;
+    snprintf(path, sizeof(path), "/bin/ls /proc/%d/task", pid);
+    tasks = popen(path, "r");
+    assert_non_null(tasks);
+    while (fscanf(tasks, "%d", &tid) == 1) {
+      FILE *f;
+      const char *state;
+      snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+      if ((f = fopen(path, "r")) == NULL)
+        continue; /* the thread exited */
+      if (fgets(line, sizeof(line), f) != NULL &&
+          (state = strrchr(line, ')')) != NULL && state[1] == ' ' &&
+          state[2] != 'T')
+        running++;
+      fclose(f);
+    }
+    pclose(tasks);
+    if (running == 0)
+      return;
+    if (test_now_ms() > end)
+      fail_msg("pid %d did not stop on SIGSTOP", pid);
+    usleep(1000); /* polling /proc: there is no notification */
+  }
+}
+
 /* Ends a helper with SIGTERM and checks that it stopped cleanly. */
 static void helper_stop(helper_proc *h) {
   if (h->proc == NULL)
@@ -622,7 +656,7 @@ static void test_silent_network(void **state) {
   (void)state;
   bridged_start(&b, "silent", NULL);
   client = open_client(b.import_name);
-  assert_int_equal(kill(b.exp.pid, SIGSTOP), 0);
+  freeze(b.exp.pid);
   start = test_now_ms();
   assert_int_equal(calc_call(client, CALC_ADD, 1, 2, NULL, 300, &result),
                    SHMRPC_ETIMEDOUT);

@@ -638,7 +638,8 @@ static void test_methods(void **state) {
     const char *name;
   } expected_methods[] = {{T_ECHO, "echo"}, {T_ADD, "add"}, {T_SLOW, "slow"},
                           {T_FAIL, "fail"}, {T_BIG, "big"}, {T_STOP, "stop"},
-                          {T_FAILWITH, "failwith"}};
+                          {T_FAILWITH, "failwith"}, {T_COUNT, "count"},
+                          {T_SYSCALLS, "syscalls"}};
   const char *name = test_service_name("methods");
   test_server_thread ts;
   tool_run run;
@@ -666,7 +667,9 @@ static void test_methods(void **state) {
                   "{\"id\":2,\"name\":\"add\"},{\"id\":3,\"name\":\"slow\"},"
                   "{\"id\":4,\"name\":\"fail\"},{\"id\":5,\"name\":\"big\"},"
                   "{\"id\":6,\"name\":\"stop\"},"
-                  "{\"id\":8,\"name\":\"failwith\"}]}");
+                  "{\"id\":8,\"name\":\"failwith\"},"
+                  "{\"id\":9,\"name\":\"count\"},"
+                  "{\"id\":10,\"name\":\"syscalls\"}]}");
   test_server_thread_stop(&ts);
 }
 

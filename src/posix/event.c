@@ -10,11 +10,10 @@
  * mapping can only cause spurious wake-ups or make a sleeper sleep to the
  * end of its slice.
  *
- * Futex words cannot be polled, so event loops use FIFOs (see posix.h): a
- * client's waitable is an epoll set holding the FIFOs of its lanes that have
- * a call in flight; the server's is the read side of its request FIFO. A
- * FIFO's reader sees end-of-file when its last writer is gone, so a client
- * waiting in its loop also learns of the server's death at once.
+ * Futex words cannot be polled, so event loops use FIFOs (see posix.h): the
+ * server's waitable is the read side of its request FIFO, which callers
+ * write a byte into while the server waits in its loop; a client's is a
+ * loop (loop.c) over its lanes' FIFOs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +21,6 @@
 #include <linux/futex.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -35,6 +33,7 @@
 SHMRPC__HOT long posix_futex(volatile uint32_t *word, int op, uint32_t value,
                              int32_t timeout_ms) {
   struct timespec relative;
+  POSIX_COUNT_SYSCALL();
   if (timeout_ms >= 0) {
     relative.tv_sec = timeout_ms / 1000;
     relative.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
@@ -79,13 +78,14 @@ SHMRPC__HOT int shmrpc__os_event_wait(shmrpc__os_service *service, int event,
   return 0;
 }
 
-/* ---- Waitables --------------------------------------------------------- */
+/* ---- The server's waitable ---------------------------------------------- */
 
 /* Opens the FIFO at path for `flags` and checks it is the server's FIFO. */
-static int fifo_open(shmrpc__os_service *service, const char *path, int flags,
-                     int *out) {
+int posix_fifo_open(shmrpc__os_service *service, const char *path, int flags,
+                    int *out) {
   struct stat st;
   int fd = open(path, flags | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+  POSIX_COUNT_SYSCALL();
   if (fd < 0)
     return errno == ENXIO ? shmrpc__error_detail(SHMRPC_ENOSERVER,
                                                  "%s has no reader", path)
@@ -100,9 +100,7 @@ static int fifo_open(shmrpc__os_service *service, const char *path, int flags,
   return 0;
 }
 
-/* Publishes a descriptor made on first use; the loser of a race closes its
- * own and uses the winner's. */
-static int publish_fd(volatile int *slot, int fd) {
+int posix_publish_fd(volatile int *slot, int fd) {
   int expected = -1;
   if (__atomic_compare_exchange_n(slot, &expected, fd, 0, __ATOMIC_SEQ_CST,
                                   __ATOMIC_SEQ_CST))
@@ -113,78 +111,24 @@ static int publish_fd(volatile int *slot, int fd) {
 
 int shmrpc__os_waitable_get(shmrpc__os_service *service,
                             shmrpc_waitable *out) {
-  int fd;
-  if (service->forked)
+  if (service->forked || service->role != POSIX_CREATOR)
     return SHMRPC_EINVAL;
-  if (service->role == POSIX_CREATOR) {
-    *out = service->request_fifo;
-    return 0;
-  }
-  fd = __atomic_load_n(&service->epoll_fd, __ATOMIC_ACQUIRE);
-  if (fd < 0) {
-    fd = epoll_create1(EPOLL_CLOEXEC);
-    if (fd < 0)
-      return shmrpc__error_detail(SHMRPC_EOS, "epoll_create1: %s",
-                                  strerror(errno));
-    fd = publish_fd(&service->epoll_fd, fd);
-  }
-  *out = fd;
+  *out = service->request_fifo;
   return 0;
-}
-
-int shmrpc__os_waitable_arm(shmrpc__os_service *service, uint32_t lane,
-                            uint32_t *waker) {
-  struct epoll_event event;
-  shmrpc_waitable epoll_fd;
-  uint64_t bit = (uint64_t)1 << lane;
-  int rc = shmrpc__os_waitable_get(service, &epoll_fd);
-  *waker = 0; /* the lane's own FIFO says whom to wake */
-  if (rc != 0)
-    return rc;
-  if (service->lane_fifo[lane] < 0) {
-    char path[POSIX_PATH_MAX], suffix[16];
-    int fd;
-    snprintf(suffix, sizeof(suffix), "@%u", lane);
-    posix_path(path, sizeof(path), service->name, suffix);
-    rc = fifo_open(service, path, O_RDONLY, &fd);
-    if (rc != 0)
-      return rc;
-    publish_fd(&service->lane_fifo[lane], fd);
-  }
-  if (__atomic_fetch_or(&service->armed, bit, __ATOMIC_SEQ_CST) & bit)
-    return 0;
-  memset(&event, 0, sizeof(event));
-  event.events = EPOLLIN;
-  event.data.u32 = lane;
-  if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, service->lane_fifo[lane], &event) !=
-          0 &&
-      errno != EEXIST) {
-    __atomic_fetch_and(&service->armed, ~bit, __ATOMIC_SEQ_CST);
-    return shmrpc__error_detail(SHMRPC_EOS, "epoll_ctl: %s", strerror(errno));
-  }
-  return 0;
-}
-
-void shmrpc__os_waitable_disarm(shmrpc__os_service *service, uint32_t lane) {
-  uint64_t bit = (uint64_t)1 << lane;
-  if (!(__atomic_fetch_and(&service->armed, ~bit, __ATOMIC_SEQ_CST) & bit))
-    return;
-  if (service->epoll_fd >= 0 && service->lane_fifo[lane] >= 0)
-    (void)epoll_ctl(service->epoll_fd, EPOLL_CTL_DEL, service->lane_fifo[lane],
-                    NULL);
-  (void)shmrpc__os_waitable_drain(service, lane);
 }
 
 /* Writes one byte: a full FIFO is already readable, so EAGAIN is fine. */
 static void poke(int fd) {
   static const char byte = 1;
-  if (fd >= 0)
+  if (fd >= 0) {
+    POSIX_COUNT_SYSCALL();
     (void)!write(fd, &byte, 1);
+  }
 }
 
 void shmrpc__os_waitable_wake(shmrpc__os_service *service, uint32_t lane,
                               uint32_t waker) {
-  (void)waker;
+  (void)waker; /* the lane's own FIFO says whom to wake */
   if (lane != REQUEST_LANE) {
     if (lane < service->lanes)
       poke(service->lane_fifo[lane]);
@@ -198,27 +142,33 @@ void shmrpc__os_waitable_wake(shmrpc__os_service *service, uint32_t lane,
     char path[POSIX_PATH_MAX];
     int fd;
     posix_path(path, sizeof(path), service->name, "@req");
-    if (fifo_open(service, path, O_WRONLY, &fd) != 0)
+    if (posix_fifo_open(service, path, O_WRONLY, &fd) != 0)
       return; /* the server will see the call when it looks anyway */
-    publish_fd(&service->request_fifo, fd);
+    posix_publish_fd(&service->request_fifo, fd);
   }
   poke(service->request_fifo);
 }
 
-int shmrpc__os_waitable_drain(shmrpc__os_service *service, uint32_t lane) {
-  char bytes[256];
-  int fd = lane == REQUEST_LANE ? service->request_fifo
-           : lane < service->lanes ? service->lane_fifo[lane]
-                                   : -1;
+int posix_fifo_drain(int fd) {
+  char bytes[4096];
+  int i;
   if (fd < 0)
     return 0;
-  for (;;) {
-    ssize_t got = read(fd, bytes, sizeof(bytes));
-    if (got > 0)
-      continue;
-    /* End of file on a lane: no writer is left, the server is gone. */
-    return got == 0 && lane != REQUEST_LANE;
+  /* At most a full pipe's worth: a writer that keeps writing must not keep
+   * the reader here (the next drain takes the rest). */
+  for (i = 0; i < 16; i++) {
+    ssize_t got;
+    POSIX_COUNT_SYSCALL();
+    got = read(fd, bytes, sizeof(bytes));
+    if (got <= 0)
+      return got == 0; /* end of file: no writer is left */
   }
+  return 0;
+}
+
+void shmrpc__os_waitable_drain(shmrpc__os_service *service) {
+  if (service->role == POSIX_CREATOR)
+    (void)posix_fifo_drain(service->request_fifo);
 }
 
 void posix_waitables_close(shmrpc__os_service *service) {
@@ -226,6 +176,7 @@ void posix_waitables_close(shmrpc__os_service *service) {
   if (service->epoll_fd >= 0)
     close(service->epoll_fd);
   service->epoll_fd = -1;
+  service->watched = 0;
   for (lane = 0; lane < SHMRPC_MAX_LANES; lane++) {
     if (service->lane_fifo[lane] >= 0)
       close(service->lane_fifo[lane]);

@@ -45,8 +45,11 @@ static void unmap_child_copy(void **map, size_t size) {
   *map = NULL;
 }
 
+volatile unsigned posix_fork_generation;
+
 static void after_fork_child(void) {
   shmrpc__os_service *service;
+  posix_fork_generation++;
   for (service = registry_head; service != NULL;
        service = service->registry_next) {
     service->forked = 1;

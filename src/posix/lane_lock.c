@@ -54,6 +54,7 @@ static int token_lock(int fd, uint32_t token, short type, int query) {
   lock.l_whence = SEEK_SET;
   lock.l_start = POSIX_TOKEN_BASE + (off_t)token;
   lock.l_len = 1;
+  POSIX_COUNT_SYSCALL();
   if (query) {
     if (fcntl(fd, F_OFD_GETLK, &lock) != 0)
       return 1; /* cannot tell: assume alive, never steal on a guess */

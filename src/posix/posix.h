@@ -113,6 +113,11 @@ static inline size_t posix_calls_prefix_size(uint32_t lanes) {
 
 enum posix_role { POSIX_CREATOR = 1, POSIX_CLIENT = 2, POSIX_INSPECTOR = 3 };
 
+/* A client connection in a loop: its epoll set is not in the loop yet, is,
+ * or was taken out for good (its server is gone). */
+enum posix_loop_state { POSIX_LOOP_NONE = 0, POSIX_LOOP_IN = 1,
+                        POSIX_LOOP_OUT = 2 };
+
 struct shmrpc__os_service {
   int role;                      /* enum posix_role */
   int server_fd;                 /* server object; the creator's holds the
@@ -122,13 +127,15 @@ struct shmrpc__os_service {
   int request_fifo;              /* @req: the creator's (read side, its
                                     waitable), a client's (write side) */
   int lane_fifo[SHMRPC_MAX_LANES]; /* creator: write sides; client: read
-                                      sides of the lanes it armed */
-  int epoll_fd;                  /* client: its waitable, or -1 */
+                                      sides of the lanes a loop watches */
+  int epoll_fd;                  /* client: an epoll set of those FIFOs,
+                                    which a loop (loop.c) holds; or -1 */
   volatile int forked;           /* set in a fork() child */
   uint32_t lanes;
   uint32_t token;                /* client: its token index */
   uint32_t lock_check;           /* 32 bits of the generation */
-  uint64_t armed;                /* client: lanes whose FIFO is in epoll_fd */
+  uint64_t watched;              /* client: lanes whose FIFO is in epoll_fd */
+  volatile int loop_state;       /* client: enum posix_loop_state */
   void *server_map;              /* the server object */
   size_t server_map_size;
   void *calls_map;               /* the calls object */
@@ -184,8 +191,29 @@ void posix_queue_wake_head(shmrpc__os_service *service);
 /* futex(2) on a word in shared memory (never FUTEX_PRIVATE_FLAG). */
 long posix_futex(volatile uint32_t *word, int op, uint32_t value,
                  int32_t timeout_ms);
+/* Opens the service's FIFO at path for `flags` (O_RDONLY or O_WRONLY; it
+ * adds O_NONBLOCK, O_NOFOLLOW, O_CLOEXEC) and checks that it is a FIFO of
+ * the service's owner. */
+int posix_fifo_open(shmrpc__os_service *service, const char *path, int flags,
+                    int *out);
+/* Reads what the FIFO holds, without waiting; 1 at end of file (no writer
+ * is left), else 0. */
+int posix_fifo_drain(int fd);
+/* Stores fd in *slot if it holds -1 and returns fd; else closes fd and
+ * returns the descriptor another thread stored first. */
+int posix_publish_fd(volatile int *slot, int fd);
 /* Closes the waitables' descriptors of a service. */
 void posix_waitables_close(shmrpc__os_service *service);
+
+/* ---- fork.c: how many fork() children this process is (0 in the first). */
+extern volatile unsigned posix_fork_generation;
+
+/* Test builds count the system calls the backend makes (test hook). */
+#ifdef SHMRPC_FAULT_INJECTION
+#define POSIX_COUNT_SYSCALL() shmrpc__test_count_syscall()
+#else
+#define POSIX_COUNT_SYSCALL() ((void)0)
+#endif
 
 /* ---- fork.c ------------------------------------------------------------ */
 

@@ -127,29 +127,68 @@ static int my_turn(shmrpc__os_service *service,
   return waiter->bypass || (int32_t)(head - waiter->ticket) >= 0;
 }
 
-int shmrpc__os_lane_wait(shmrpc__os_service *service,
-                         shmrpc__os_lane_waiter *waiter, int32_t slice_ms,
-                         uint32_t *lane) {
-  posix_calls_prefix *queue = service->calls_prefix;
-  uint64_t end = shmrpc__os_now_ns() + (uint64_t)slice_ms * 1000000u;
+/* Takes the caller's place in the queue, once. */
+static posix_ring_slot *join(shmrpc__os_service *service,
+                             shmrpc__os_lane_waiter *waiter) {
   posix_ring_slot *slot;
-  uint32_t hint = (uint32_t)(shmrpc__os_random64() % service->lanes);
-  int rc;
-
   if (!waiter->queued) {
-    waiter->ticket = shmrpc__fetch_add32(&queue->tail, 1u);
+    waiter->ticket = shmrpc__fetch_add32(&service->calls_prefix->tail, 1u);
     waiter->queued = 1;
     slot = slot_of(service, waiter->ticket);
     shmrpc__store32(&slot->ticket, waiter->ticket);
     shmrpc__store32_sc(&slot->state, POSIX_WAITER_AWAKE);
   }
-  slot = slot_of(service, waiter->ticket);
+  return slot_of(service, waiter->ticket);
+}
+
+/* The waiter got *lane: its place is done, the turn passes on. */
+static int got(shmrpc__os_service *service, shmrpc__os_lane_waiter *waiter,
+               int rc) {
+  posix_ring_slot *slot = slot_of(service, waiter->ticket);
+  if (shmrpc__load32(&slot->ticket) == waiter->ticket)
+    shmrpc__store32_sc(&slot->state, POSIX_WAITER_DONE);
+  waiter->queued = 0;
+  advance_head(service, waiter->ticket);
+  return rc;
+}
+
+/* A whole slice went by without a lane. Whose turn it is may hold every
+ * lane, and the owners may be dead: ask the kernel. Not our turn, and a
+ * lane free at the end of two slices in a row with the head unmoved: the
+ * queue is stuck ahead of us; stop waiting for it. Returns what
+ * take_any() did. */
+static int slice_over(shmrpc__os_service *service,
+                      shmrpc__os_lane_waiter *waiter, uint32_t hint,
+                      uint32_t *lane) {
+  if (my_turn(service, waiter)) {
+    return take_any(service, hint, 1, lane);
+  } else {
+    uint32_t head = shmrpc__load32_sc(&service->calls_prefix->head);
+    int lane_free = any_lane_free(service);
+    if (lane_free && head == waiter->stuck_head && waiter->stuck_seen > 0) {
+      waiter->bypass = 1;
+    } else {
+      waiter->stuck_head = head;
+      waiter->stuck_seen = lane_free ? 1u : 0u;
+    }
+  }
+  return POSIX_LANE_BUSY;
+}
+
+int shmrpc__os_lane_wait(shmrpc__os_service *service,
+                         shmrpc__os_lane_waiter *waiter, int32_t slice_ms,
+                         uint32_t *lane) {
+  uint64_t end = shmrpc__os_now_ns() + (uint64_t)slice_ms * 1000000u;
+  posix_ring_slot *slot = join(service, waiter);
+  uint32_t hint = (uint32_t)(shmrpc__os_random64() % service->lanes);
+  int rc;
+
   for (;;) {
     uint64_t now;
     if (my_turn(service, waiter)) {
       rc = take_any(service, hint, 0, lane);
       if (rc != POSIX_LANE_BUSY)
-        goto got;
+        return got(service, waiter, rc);
     }
     /* Asleep first, then the last look: a releaser frees a lane, then
      * looks for a sleeper, so one of the two sees the other. */
@@ -169,34 +208,36 @@ int shmrpc__os_lane_wait(shmrpc__os_service *service,
   }
   if (shmrpc__load32(&slot->ticket) == waiter->ticket)
     shmrpc__store32_sc(&slot->state, POSIX_WAITER_AWAKE);
-
-  /* A whole slice went by. Whose turn it is may hold every lane, and the
-   * owners may be dead: ask the kernel. */
-  if (my_turn(service, waiter)) {
-    rc = take_any(service, hint, 1, lane);
-    if (rc != POSIX_LANE_BUSY)
-      goto got;
-  } else {
-    /* Not our turn, and a lane free at the end of two slices in a row with
-     * the head unmoved: the queue is stuck ahead of us. Stop waiting for
-     * it. */
-    uint32_t head = shmrpc__load32_sc(&queue->head);
-    int lane_free = any_lane_free(service);
-    if (lane_free && head == waiter->stuck_head && waiter->stuck_seen > 0) {
-      waiter->bypass = 1;
-    } else {
-      waiter->stuck_head = head;
-      waiter->stuck_seen = lane_free ? 1u : 0u;
-    }
-  }
+  rc = slice_over(service, waiter, hint, lane);
+  if (rc != POSIX_LANE_BUSY)
+    return got(service, waiter, rc);
+  waiter->slice_end_ns = 0;
   return SHMRPC_ETIMEDOUT;
+}
 
-got:
-  if (shmrpc__load32(&slot->ticket) == waiter->ticket)
-    shmrpc__store32_sc(&slot->state, POSIX_WAITER_DONE);
-  waiter->queued = 0;
-  advance_head(service, waiter->ticket);
-  return rc;
+int shmrpc__os_lane_poll(shmrpc__os_service *service,
+                         shmrpc__os_lane_waiter *waiter, int32_t slice_ms,
+                         uint32_t *lane) {
+  uint32_t hint = (uint32_t)(shmrpc__os_random64() % service->lanes);
+  uint64_t now;
+  int rc;
+  /* Never asleep: a releaser need not wake us, we look again. */
+  (void)join(service, waiter);
+  if (my_turn(service, waiter)) {
+    rc = take_any(service, hint, 0, lane);
+    if (rc != POSIX_LANE_BUSY)
+      return got(service, waiter, rc);
+  }
+  now = shmrpc__os_now_ns();
+  if (waiter->slice_end_ns == 0) {
+    waiter->slice_end_ns = now + (uint64_t)slice_ms * 1000000u;
+  } else if (now >= waiter->slice_end_ns) {
+    waiter->slice_end_ns = now + (uint64_t)slice_ms * 1000000u;
+    rc = slice_over(service, waiter, hint, lane);
+    if (rc != POSIX_LANE_BUSY)
+      return got(service, waiter, rc);
+  }
+  return SHMRPC_EAGAIN;
 }
 
 void shmrpc__os_lane_wait_end(shmrpc__os_service *service,

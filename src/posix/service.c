@@ -127,6 +127,7 @@ static int ofd_conflict(int fd, short type, off_t at) {
   lock.l_whence = SEEK_SET;
   lock.l_start = at;
   lock.l_len = 1;
+  POSIX_COUNT_SYSCALL();
   if (fcntl(fd, F_OFD_GETLK, &lock) != 0)
     return 0;
   return lock.l_type != F_UNLCK;

@@ -21,6 +21,7 @@ void shmrpc__os_sleep_ms(int32_t ms) {
   struct timespec ts;
   ts.tv_sec = ms / 1000;
   ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+  POSIX_COUNT_SYSCALL();
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
 }

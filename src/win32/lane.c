@@ -35,6 +35,7 @@ int win32_mutex_owned(HANDLE mutex, int *abandoned) {
       return -1;
   }
   memset(&info, 0, sizeof info);
+  WIN32_COUNT_SYSCALL();
   if (query(mutex, 0 /* MutantBasicInformation */, &info, sizeof info, &len) <
       0)
     return -1;
@@ -50,6 +51,7 @@ static int take(shmrpc__os_service *service, uint32_t lane) {
   DWORD waited;
   if (InterlockedCompareExchange(&service->holding[lane], 0, 0) != 0)
     return LANE_BUSY; /* ours already, on some thread */
+  WIN32_COUNT_SYSCALL();
   waited = WaitForSingleObject(service->lane_lock[lane], 0);
   if (waited != WAIT_OBJECT_0 && waited != WAIT_ABANDONED)
     return LANE_BUSY;
@@ -92,6 +94,7 @@ int shmrpc__os_lane_wait(shmrpc__os_service *service,
     Sleep(slice_ms < 1 ? 0 : 1);
     return SHMRPC_ETIMEDOUT;
   }
+  WIN32_COUNT_SYSCALL();
   waited = WaitForMultipleObjects(count, handles, FALSE, (DWORD)slice_ms);
   if (waited == WAIT_TIMEOUT)
     return SHMRPC_ETIMEDOUT;
@@ -110,6 +113,15 @@ int shmrpc__os_lane_wait(shmrpc__os_service *service,
                               (unsigned long)GetLastError());
 }
 
+int shmrpc__os_lane_poll(shmrpc__os_service *service,
+                         shmrpc__os_lane_waiter *waiter, int32_t slice_ms,
+                         uint32_t *lane) {
+  (void)waiter; /* the kernel's queue has no place for one who does not wait */
+  (void)slice_ms;
+  return shmrpc__os_lane_try(
+      service, (uint32_t)(shmrpc__os_random64() % service->lanes), lane);
+}
+
 void shmrpc__os_lane_wait_end(shmrpc__os_service *service,
                               shmrpc__os_lane_waiter *waiter) {
   (void)service;
@@ -118,6 +130,7 @@ void shmrpc__os_lane_wait_end(shmrpc__os_service *service,
 
 void shmrpc__os_lane_release(shmrpc__os_service *service, uint32_t lane) {
   InterlockedExchange(&service->holding[lane], 0);
+  WIN32_COUNT_SYSCALL();
   ReleaseMutex(service->lane_lock[lane]);
 }
 

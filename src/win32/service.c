@@ -386,7 +386,6 @@ static void service_free(shmrpc__os_service *service) {
   handle_close(&service->doorbell);
   handle_close(&service->token_stop);
   handle_close(&service->token_decided);
-  handle_close(&service->waker);
   for (i = 0; i < SHMRPC_MAX_LANES; i++) {
     handle_close(&service->lane_lock[i]);
     handle_close(&service->lane_event[i]);

@@ -19,8 +19,8 @@
  *   shmrpc.NAME.lockK   lane K's lock: a mutex (the kernel marks it abandoned
  *                       if its owner dies, and hands it to waiters in order).
  *   shmrpc.NAME.respK   lane K's response event (auto-reset).
- *   shmrpc.NAME.wID     a client connection's waitable (an auto-reset event
- *                       it makes, which the server's user may set).
+ *   shmrpc.NAME.wID     a client handle's waitable (an auto-reset event it
+ *                       makes, which the server's user may set; loop.c).
  *
  * Every object gets an explicit security descriptor (never a NULL DACL),
  * owned by its creator; handles are never inheritable, so a child process
@@ -102,8 +102,6 @@ struct shmrpc__os_service {
   HANDLE token_decided;      /* creator: token_thread has tried to take it */
   volatile LONG token_owned; /* creator: token_thread owns `alive` */
   win32_prefix expected;     /* creator: what its prefix must say */
-  HANDLE waker;              /* client: its waitable, or NULL */
-  uint32_t waker_id;
   uint32_t lane_waker_id[SHMRPC_MAX_LANES]; /* creator: cached per lane */
   HANDLE lane_waker[SHMRPC_MAX_LANES];
   void *owner_sid;           /* the names' owner (LocalAlloc'ed) */
@@ -125,6 +123,13 @@ int win32_error(DWORD error, const char *what, const char *name);
 /* The security descriptor for a new object of `kind` (LocalFree it). */
 int win32_descriptor(enum win32_kind kind, int access, void *grantee_sid,
                      PSECURITY_DESCRIPTOR *out);
+
+/* Test builds count the system calls the backend makes (test hook). */
+#ifdef SHMRPC_FAULT_INJECTION
+#define WIN32_COUNT_SYSCALL() shmrpc__test_count_syscall()
+#else
+#define WIN32_COUNT_SYSCALL() ((void)0)
+#endif
 
 /* ---- lane.c ------------------------------------------------------------ */
 
