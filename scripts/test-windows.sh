@@ -281,4 +281,6 @@ setup_wine
 build_project
 run_tests
 run_calc
+log "calculator: --in-flight and --poll (tests/samples.sh)"
+bash "$ROOT/tests/samples.sh" "$BUILD/bin" "$WINE" || die "calculator: tests/samples.sh failed under Wine"
 log "all passed"

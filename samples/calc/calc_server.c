@@ -1,6 +1,7 @@
 /* calc_server [OPTIONS]: serves the calculator until SIGINT or SIGTERM, on
  * several worker threads (its handlers keep no state, so they are
- * thread-safe). */
+ * thread-safe), or with --poll from one thread's event loop that also
+ * evaluates the expressions typed on standard input. */
 #ifndef _WIN32
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -12,7 +13,9 @@
 #ifdef _WIN32
 #include <windows.h>
 #else
+#include <poll.h>
 #include <time.h>
+#include <unistd.h>
 #endif
 
 #include "calc.h"
@@ -107,11 +110,14 @@ static int handle_sleep(void *user_data, const void *request,
 }
 
 static const char help[] =
-    "usage: calc_server [--name NAME] [--lanes N] [--workers N]\n"
+    "usage: calc_server [--name NAME] [--lanes N] [--workers N] [--poll]\n"
     "                   [--access owner|group|everyone] [--capacity BYTES]\n"
     "\n"
     "Serves the calculator until SIGINT or SIGTERM.\n"
     "\n"
+    "  --poll             serve from one thread's event loop, which also\n"
+    "                     evaluates each line typed on standard input and\n"
+    "                     prints '= RESULT' (or 'error: WHY')\n"
     "  --name NAME        the service (default " CALC_DEFAULT_NAME ")\n"
     "  --lanes N          calls held at once, from any clients (default 8)\n"
     "  --workers N        handler threads (default 4, at most the lanes):\n"
@@ -119,6 +125,116 @@ static const char help[] =
     "  --access WHO       who may call: owner (default), group, everyone\n"
     "  --capacity BYTES   request and response bytes per lane (default\n"
     "                     65536)\n";
+
+/* ---- --poll: one loop for shmrpc calls and standard input --------------- */
+
+/* Evaluates one line of standard input and prints the result. */
+static void eval_line(char *line) {
+  char msg[SHMRPC_MESSAGE_MAX + 1];
+  size_t len = strcspn(line, "\r\n");
+  int64_t result = 0;
+  line[len] = '\0';
+  if (len == 0)
+    return;
+  if (calc_eval(line, len, &result, msg, sizeof(msg)) != 0)
+    printf("error: %s\n", msg);
+  else
+    printf("= %lld\n", (long long)result);
+  fflush(stdout);
+}
+
+#ifdef _WIN32
+/* A console or pipe cannot be waited on beside an event: a thread reads
+ * the lines and hands each over through an event. */
+static char typed[1024];
+static HANDLE typed_ready, typed_taken;
+static volatile LONG typed_eof;
+
+static DWORD WINAPI read_lines(LPVOID arg) {
+  (void)arg;
+  while (fgets(typed, sizeof(typed), stdin) != NULL) {
+    SetEvent(typed_ready);
+    WaitForSingleObject(typed_taken, INFINITE);
+  }
+  InterlockedExchange(&typed_eof, 1);
+  SetEvent(typed_ready);
+  return 0;
+}
+
+static int serve_poll(shmrpc_server *server) {
+  shmrpc_waitable waitable;
+  HANDLE handles[2];
+  DWORD count = 2;
+  int rc = shmrpc_server_waitable(server, &waitable);
+  if (rc != 0)
+    return rc;
+  typed_ready = CreateEventW(NULL, FALSE, FALSE, NULL);
+  typed_taken = CreateEventW(NULL, FALSE, FALSE, NULL);
+  if (typed_ready == NULL || typed_taken == NULL ||
+      CreateThread(NULL, 0, read_lines, NULL, 0, NULL) == NULL)
+    return SHMRPC_EOS;
+  handles[0] = waitable;
+  handles[1] = typed_ready;
+  for (;;) {
+    /* Dispatch at least every 250 ms (see shmrpc_server_dispatch). */
+    DWORD got = WaitForMultipleObjects(count, handles, FALSE, 250);
+    if (got == WAIT_OBJECT_0 + 1) {
+      if (InterlockedCompareExchange(&typed_eof, 0, 0)) {
+        count = 1; /* end of input: serve calls only */
+      } else {
+        eval_line(typed);
+        SetEvent(typed_taken);
+      }
+    }
+    rc = shmrpc_server_dispatch(server);
+    if (rc < 0)
+      return rc == SHMRPC_ESHUTDOWN ? 0 : rc;
+  }
+}
+#else
+static int serve_poll(shmrpc_server *server) {
+  struct pollfd fds[2];
+  nfds_t count = 2;
+  char line[1024];
+  size_t have = 0;
+  int rc = shmrpc_server_waitable(server, &fds[0].fd);
+  if (rc != 0)
+    return rc;
+  fds[0].events = POLLIN;
+  fds[1].fd = STDIN_FILENO;
+  fds[1].events = POLLIN;
+  for (;;) {
+    fds[0].revents = fds[1].revents = 0;
+    /* Dispatch at least every 250 ms (see shmrpc_server_dispatch). A
+     * signal ends poll early: dispatch then says the server stopped. */
+    (void)poll(fds, count, 250);
+    if (count == 2 && fds[1].revents != 0) {
+      ssize_t got = read(STDIN_FILENO, line + have, sizeof(line) - 1 - have);
+      if (got <= 0) {
+        count = 1; /* end of input: serve calls only */
+      } else {
+        char *start = line, *newline;
+        have += (size_t)got;
+        line[have] = '\0';
+        while ((newline = strchr(start, '\n')) != NULL) {
+          *newline = '\0';
+          eval_line(start);
+          start = newline + 1;
+        }
+        have -= (size_t)(start - line);
+        memmove(line, start, have);
+        if (have == sizeof(line) - 1) { /* a line too long: take it whole */
+          eval_line(line);
+          have = 0;
+        }
+      }
+    }
+    rc = shmrpc_server_dispatch(server);
+    if (rc < 0)
+      return rc == SHMRPC_ESHUTDOWN ? 0 : rc;
+  }
+}
+#endif
 
 /* A positive number no larger than max, or -1. */
 static long parse_count(const char *text, long max) {
@@ -132,7 +248,7 @@ static long parse_count(const char *text, long max) {
 int main(int argc, char **argv) {
   const char *name = CALC_DEFAULT_NAME;
   shmrpc_server_options options;
-  int i, rc;
+  int i, rc, use_poll = 0;
 
   shmrpc_server_options_init(&options);
   options.workers = 4;
@@ -142,6 +258,9 @@ int main(int argc, char **argv) {
     if (strcmp(argv[i], "--help") == 0) {
       fputs(help, stdout);
       return 0;
+    } else if (strcmp(argv[i], "--poll") == 0) {
+      use_poll = 1;
+      continue;
     } else if (strcmp(argv[i], "--name") == 0 && value != NULL) {
       name = value;
     } else if (strcmp(argv[i], "--lanes") == 0 && value != NULL &&
@@ -191,9 +310,10 @@ int main(int argc, char **argv) {
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
 
-  printf("calc_server: serving '%s'\n", name);
+  printf("calc_server: serving '%s'%s\n", name,
+         use_poll ? " from a poll loop, and standard input" : "");
   fflush(stdout);
-  rc = shmrpc_server_run(served);
+  rc = use_poll ? serve_poll(served) : shmrpc_server_run(served);
   shmrpc_server_destroy(served);
   if (rc != 0) {
     fprintf(stderr, "calc_server: %s\n", shmrpc_strerror(rc));
