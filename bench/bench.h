@@ -20,8 +20,11 @@
 #define BENCH_MAX_CLIENTS 64
 #define BENCH_MAX_LIST 16
 
-/* The method id the shmrpc server registers for the echo-like method. */
+/* The method id the shmrpc server registers for the echo-like method, and
+ * for one that sleeps (a request of a u32 of milliseconds; the answer is
+ * the request). */
 #define BENCH_METHOD_ECHO 1u
+#define BENCH_METHOD_SLEEP 2u
 
 /* Every message carries an 8-byte tag at its start and at its end. */
 #define BENCH_MIN_SIZE 8u
@@ -84,6 +87,11 @@ extern int bench_big_buffers;
 extern int32_t bench_shmrpc_server_spin_us;
 extern int32_t bench_shmrpc_client_spin_us;
 
+/* The lanes and workers of the shmrpc server the next bench_server_start
+ * starts (0: the library's defaults). The concurrency rows set them. */
+extern uint32_t bench_shmrpc_server_lanes;
+extern uint32_t bench_shmrpc_server_workers;
+
 /* ---- Measurements ------------------------------------------------------ */
 
 typedef enum bench_mode {
@@ -120,6 +128,8 @@ typedef struct bench_result {
   double mb_per_s;        /* request + response bytes, 1 MB = 10^6 bytes */
   uint64_t min_client_calls; /* fewest calls one client completed */
   uint64_t max_client_calls; /* most calls one client completed */
+  double worst_round_share;  /* multi: the lowest, over rounds, of a
+                                round's fewest calls / its average */
 } bench_result;
 
 /* A server process started for one measurement. */
@@ -155,6 +165,11 @@ uint64_t bench_now_ns(void);
 /* Sleeps ms milliseconds (restarted after signals). */
 void bench_sleep_ms(int64_t ms);
 
+/* The idle gap before a cold call: gap_ms, give or take a third, at
+ * random. A fixed gap would fall in step with a server's own timers (its
+ * idle slice), and then measure that coincidence rather than a wake-up. */
+void bench_sleep_gap(int gap_ms, uint64_t *seed);
+
 /* Server child: tells the parent that the server accepts calls. */
 void bench_signal_ready(int ready_fd);
 
@@ -171,5 +186,21 @@ uint64_t bench_quantile(const uint64_t *sorted, size_t n, double q);
 
 /* Sorts the n samples and fills out's p50, p99, p99.9 and max from them. */
 void bench_latencies(bench_result *out, uint64_t *samples, size_t n);
+
+/* ---- The concurrency rows (concurrency.c) ------------------------------ */
+
+struct bench_report;
+
+/* Head-of-line: 8-byte calls of one client while another's call runs a
+ * 1 s handler, against the same calls on an idle service. */
+void bench_measure_hol(struct bench_report *report, int quick);
+/* 1, 2 and 4 threads calling through one handle: aggregate calls/s. */
+void bench_measure_threads(struct bench_report *report, int quick);
+/* One thread with 1, 4 and 16 calls in flight against blocking calls. */
+void bench_measure_async(struct bench_report *report, int quick);
+/* Cold calls waited for in poll() on the client's waitable against cold
+ * blocking calls: the client sleeps gap_ms before each. */
+void bench_measure_poll_cold(struct bench_report *report, int calls,
+                             int gap_ms);
 
 #endif /* SHMRPC_BENCH_H */

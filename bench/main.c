@@ -71,7 +71,9 @@ static void usage(FILE *out) {
           ",nng,bridge"
 #endif
           " (default all)\n"
-          "  --tests LIST       of latency,cold,multi,idle (default all)\n"
+          "  --tests LIST       of latency,cold,multi,idle,hol,threads,async,"
+          "pollcold\n"
+          "                     (default all)\n"
           "  --big-buffers      enlarge socket and pipe buffers of the "
           "baselines\n"
           "  --server-spin-us N, --client-spin-us N\n"
@@ -291,8 +293,9 @@ static int parse_args(int argc, char **argv, bench_config *config) {
         bench_shmrpc_client_spin_us = (int32_t)number;
       }
     } else if (strcmp(arg, "--tests") == 0) {
-      static const char *const known_tests[] = {"latency", "cold", "multi",
-                                                "idle"};
+      static const char *const known_tests[] = {
+          "latency", "cold", "multi", "idle", "hol", "threads", "async",
+          "pollcold"};
       snprintf(config->tests, sizeof config->tests, "%s", value);
       int count = split_list(value, items);
       for (int k = 0; k < count; k++) {
@@ -519,6 +522,13 @@ static void measure_multi(bench_report *report, const bench_config *config,
         report->failed = 1;
         return;
       }
+      double round_share =
+          result.calls > 0 ? (double)result.min_client_calls *
+                                 (double)spec.clients / (double)result.calls
+                           : 0.0;
+      if (r == 0 || round_share < total[c].worst_round_share) {
+        total[c].worst_round_share = round_share;
+      }
       total[c].calls += result.calls;
       total[c].min_client_calls += result.min_client_calls;
       total[c].max_client_calls += result.max_client_calls;
@@ -657,6 +667,21 @@ int main(int argc, char **argv) {
   if (listed(config.tests, "multi") &&
       listed(config.transports, bench_transport_shmrpc.name)) {
     measure_multi(&report, &config, small);
+  }
+
+  if (listed(config.transports, bench_transport_shmrpc.name)) {
+    if (listed(config.tests, "hol")) {
+      bench_measure_hol(&report, config.quick);
+    }
+    if (listed(config.tests, "threads")) {
+      bench_measure_threads(&report, config.quick);
+    }
+    if (listed(config.tests, "async")) {
+      bench_measure_async(&report, config.quick);
+    }
+    if (listed(config.tests, "pollcold")) {
+      bench_measure_poll_cold(&report, config.cold_calls, config.cold_gap_ms);
+    }
   }
 
   if (listed(config.tests, "idle") &&

@@ -264,15 +264,17 @@ static int client_main(const bench_server *server, const bench_run_spec *spec,
       }
     }
     break;
-  case BENCH_MODE_COLD:
+  case BENCH_MODE_COLD: {
+    uint64_t gap_seed = bench_now_ns() ^ (uint64_t)index;
     for (calls = 0; calls < spec->calls; calls++) {
-      bench_sleep_ms(spec->gap_ms);
+      bench_sleep_gap(spec->gap_ms, &gap_seed);
       if (client_call(&client, &elapsed) != 0) {
         return 2;
       }
       samples[recorded++] = elapsed;
     }
     break;
+  }
   case BENCH_MODE_DURATION: {
     uint64_t deadline = area->deadline_ns;
     while (bench_now_ns() < deadline) {

@@ -25,6 +25,8 @@
 
 int32_t bench_shmrpc_server_spin_us = -1;
 int32_t bench_shmrpc_client_spin_us = -1;
+uint32_t bench_shmrpc_server_lanes;
+uint32_t bench_shmrpc_server_workers;
 
 typedef struct shmrpc_state {
   char name[SHMRPC_NAME_MAX + 1];
@@ -75,6 +77,19 @@ static int echo_handler(void *user_data, const void *request,
   return shmrpc_reply_commit(reply, request_len);
 }
 
+/* The sleeping method: the handler of a long call. */
+static int sleep_handler(void *user_data, const void *request,
+                         size_t request_len, shmrpc_reply *reply) {
+  uint32_t ms = 0;
+  (void)user_data;
+  if (request_len < sizeof ms) {
+    return shmrpc_reply_error(reply, 1, "sleep takes a u32");
+  }
+  memcpy(&ms, request, sizeof ms);
+  bench_sleep_ms(ms);
+  return shmrpc_reply_write(reply, request, request_len);
+}
+
 static int shmrpc_serve(void *opaque, int ready_fd) {
   shmrpc_state *state = opaque;
   shmrpc_server_options options;
@@ -88,6 +103,8 @@ static int shmrpc_serve(void *opaque, int ready_fd) {
   shmrpc_server_options_init(&options);
   options.capacity = state->capacity;
   options.spin_us = bench_shmrpc_server_spin_us;
+  options.lanes = bench_shmrpc_server_lanes;
+  options.workers = bench_shmrpc_server_workers;
   int rc = shmrpc_server_create(&server, state->name, &options);
   if (rc != 0) {
     bench_error("shmrpc_server_create(%s): %s", state->name,
@@ -96,6 +113,10 @@ static int shmrpc_serve(void *opaque, int ready_fd) {
   }
   rc = shmrpc_server_register(server, BENCH_METHOD_ECHO, "echo", echo_handler,
                               state);
+  if (rc == 0) {
+    rc = shmrpc_server_register(server, BENCH_METHOD_SLEEP, "sleep",
+                                sleep_handler, NULL);
+  }
   if (rc != 0) {
     bench_error("shmrpc_server_register: %s", shmrpc_err_name(rc));
     shmrpc_server_destroy(server);

@@ -22,6 +22,17 @@ void bench_sleep_ms(int64_t ms) {
   }
 }
 
+void bench_sleep_gap(int gap_ms, uint64_t *seed) {
+  int64_t spread = gap_ms / 3;
+  *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+  if (spread > 0) {
+    bench_sleep_ms(gap_ms - spread +
+                   (int64_t)((*seed >> 33) % (uint64_t)(2 * spread + 1)));
+  } else {
+    bench_sleep_ms(gap_ms);
+  }
+}
+
 void bench_signal_ready(int ready_fd) {
   char ready = 'R';
   while (write(ready_fd, &ready, 1) < 0 && errno == EINTR) {

@@ -20,14 +20,17 @@
 
 #include "client.h"
 
-/* The application error of the calling thread's last call, and the lane it
- * used last (a hint: the lane's lines are likely in its cache). */
-static SHMRPC__THREAD_LOCAL struct {
-  const shmrpc_client *client;
+/* The calling thread's: the application error of its last call, and the
+ * lane it used last (a hint: the lane's lines are likely in its cache).
+ * The words a call touches are in the fast thread-local model; the message
+ * is not (see SHMRPC__THREAD_LOCAL_FAST). */
+typedef struct thread_state {
+  uint32_t last_lane;
   int32_t code;
-  char message[SHMRPC_MESSAGE_MAX + 1];
-} last_app_error;
-static SHMRPC__THREAD_LOCAL uint32_t last_lane;
+  const shmrpc_client *client;
+} thread_state;
+static SHMRPC__THREAD_LOCAL_FAST thread_state this_thread;
+static SHMRPC__THREAD_LOCAL char app_message[SHMRPC_MESSAGE_MAX + 1];
 
 void shmrpc_client_options_init(shmrpc_client_options *options) {
   if (options == NULL)
@@ -315,17 +318,20 @@ size_t shmrpc_client_capacity(const shmrpc_client *client) {
 
 int32_t shmrpc_client_app_error(const shmrpc_client *client,
                                 const char **message) {
-  int32_t code = client != NULL && last_app_error.client == client
-                     ? last_app_error.code
+  const thread_state *me = &this_thread;
+  int32_t code = client != NULL && me->client == client
+                     ? me->code
                      : 0;
   if (message != NULL)
-    *message = code != 0 ? last_app_error.message : "";
+    *message = code != 0 ? app_message : "";
   return code;
 }
 
 /* ---- Calls ------------------------------------------------------------- */
 
-void shmrpc__client_clear_app_error(void) { last_app_error.code = 0; }
+void shmrpc__client_clear_app_error(void) { this_thread.code = 0; }
+
+uint32_t shmrpc__client_lane_hint(void) { return this_thread.last_lane; }
 
 /* What a waiting call looks at. */
 typedef struct call_wait {
@@ -476,6 +482,7 @@ SHMRPC__COLD int shmrpc__conn_prepare_wait(shmrpc__conn *conn, uint32_t index,
   how.event = SHMRPC__EVENT_RESPONSE(index);
   how.sleepers = &wait.lane->request->response_sleepers;
   how.mark = SHMRPC__SLEEPER_EVENT;
+  how.crowd = NULL;
   for (;;) {
     int rc = shmrpc__conn_prepare(conn, index);
     if (rc <= 0)
@@ -509,10 +516,11 @@ SHMRPC__COLD static int take_other_answer(shmrpc_client *client,
         (const volatile uint32_t *)&lane->answer->app_code);
     if (message_len > SHMRPC_MESSAGE_MAX)
       message_len = SHMRPC_MESSAGE_MAX;
-    memcpy(last_app_error.message, lane->message, message_len);
-    last_app_error.message[message_len] = '\0';
-    last_app_error.client = client;
-    last_app_error.code = code > 0 ? code : 1;
+    thread_state *me = &this_thread;
+    memcpy(app_message, lane->message, message_len);
+    app_message[message_len] = '\0';
+    me->client = client;
+    me->code = code > 0 ? code : 1;
     return SHMRPC_EAPP;
   }
   case SHMRPC_ESHUTDOWN:
@@ -610,6 +618,7 @@ SHMRPC__HOT int shmrpc__conn_wait_answer(shmrpc__conn *conn, uint32_t index,
   how.event = SHMRPC__EVENT_RESPONSE(index);
   how.sleepers = &lane->request->response_sleepers;
   how.mark = SHMRPC__SLEEPER_EVENT;
+  how.crowd = &shmrpc__area_crowd(conn->calls)->waiting;
   return shmrpc__wait(conn->service, &how, answer_ready, wait_health, &wait,
                       &conn->spin[index], wait_flags, deadline,
                       SHMRPC__SLICE_MS);
@@ -622,6 +631,7 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
                             const void *request, size_t request_len,
                             void *response, size_t response_cap,
                             size_t *response_len, int32_t timeout_ms) {
+  thread_state *me = &this_thread;
   shmrpc__deadline deadline;
   shmrpc__conn *conn;
   uint32_t index, seq;
@@ -633,7 +643,7 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
     return SHMRPC_EINVAL;
   if (response_len != NULL)
     *response_len = 0;
-  last_app_error.code = 0;
+  me->code = 0;
   deadline = shmrpc__deadline_in(timeout_ms);
   if (SHMRPC__UNLIKELY(enter(client) != 0))
     return SHMRPC_EINVAL;
@@ -652,7 +662,7 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
 
   /* One try first: uncontended, that is one atomic operation on the lane's
    * lock, with no clock read. */
-  rc = shmrpc__os_lane_try(conn->service, last_lane, &index);
+  rc = shmrpc__os_lane_try(conn->service, me->last_lane, &index);
   if (SHMRPC__UNLIKELY(rc != 0)) {
     rc = take_lane_slow(conn, rc, &deadline, &index);
     if (rc < 0)
@@ -660,7 +670,7 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
     if (rc == SHMRPC__ABANDONED)
       shmrpc__conn_report_recovery(conn);
   }
-  last_lane = index;
+  me->last_lane = index;
   SHMRPC__FAULT("client_locked");
 
   rc = shmrpc__conn_check(conn);

@@ -55,6 +55,9 @@ int shmrpc__client_connect(shmrpc_client *client, shmrpc__deadline *deadline,
 
 /* Forgets the calling thread's last application error (each call does). */
 void shmrpc__client_clear_app_error(void);
+/* The lane the calling thread used last: where its next call looks first
+ * (its lines are likely in this CPU's cache). */
+uint32_t shmrpc__client_lane_hint(void);
 
 /* Is the server still there? Cheap checks first; the kernel has the last
  * word. 0, SHMRPC_ESHUTDOWN or SHMRPC_ESERVERDIED (the connection is then

@@ -30,6 +30,17 @@
 #else
 #define SHMRPC__THREAD_LOCAL _Thread_local
 #endif
+/* For the few bytes the hot path touches: an ELF shared library's
+ * thread-local variable costs a call to __tls_get_addr per access, the
+ * initial-exec model one load. Its static TLS block is small and taken
+ * from what the C library keeps for libraries loaded later (dlopen, as
+ * Python's ctypes does), so only a few bytes use it. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__ELF__)
+#define SHMRPC__THREAD_LOCAL_FAST                                              \
+  _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define SHMRPC__THREAD_LOCAL_FAST SHMRPC__THREAD_LOCAL
+#endif
 
 /* ---- Errors with details (error.c) ------------------------------------- */
 
@@ -56,7 +67,13 @@ typedef struct shmrpc__deadline {
   int armed;
 } shmrpc__deadline;
 
-shmrpc__deadline shmrpc__deadline_in(int32_t timeout_ms);
+static inline shmrpc__deadline shmrpc__deadline_in(int32_t timeout_ms) {
+  shmrpc__deadline deadline;
+  deadline.end_ns = 0;
+  deadline.timeout_ms = timeout_ms;
+  deadline.armed = 0;
+  return deadline;
+}
 /* Arms the deadline at `now` if it is not armed yet. */
 void shmrpc__deadline_arm(shmrpc__deadline *deadline, uint64_t now_ns);
 /* Milliseconds left, rounded up, capped at cap_ms; an infinite deadline
@@ -74,6 +91,7 @@ typedef struct shmrpc__spin {
   uint64_t max_ns;     /* configured window; 0 never spins */
   uint64_t window_ns;  /* current window */
   uint64_t slept_since_ns; /* start of a sleep not judged yet; 0 if none */
+  uint32_t crowd_max;  /* spin while at most this many callers wait */
 } shmrpc__spin;
 
 /* A spin policy for an option value (-1 = default, already checked to be
@@ -116,6 +134,8 @@ typedef struct shmrpc__sleep {
   int event;                   /* SHMRPC__EVENT_* to sleep on */
   volatile uint32_t *sleepers; /* in shared memory */
   uint32_t mark;               /* the flag's value, or 0 for a count */
+  volatile uint32_t *crowd;    /* callers waiting, or NULL: see
+                                  shmrpc__crowd_line */
 } shmrpc__sleep;
 
 /*
@@ -189,6 +209,9 @@ static inline unsigned char *shmrpc__area_response(const void *server,
 /* Pointers into a calls area. */
 static inline shmrpc__calls_header *shmrpc__area_calls_header(void *calls) {
   return (shmrpc__calls_header *)((uintptr_t)calls + SHMRPC__OFF_CALLS_HEADER);
+}
+static inline shmrpc__crowd_line *shmrpc__area_crowd(void *calls) {
+  return (shmrpc__crowd_line *)((uintptr_t)calls + SHMRPC__OFF_CROWD);
 }
 static inline shmrpc__request_line *shmrpc__area_request(void *calls,
                                                          uint32_t lane) {

@@ -29,6 +29,7 @@
  * Calls area:
  *
  *   calls header  hints and counters callers report
+ *   crowd         how many callers wait for answers (spinning policy)
  *   request[N]    per lane: slot_state, call_seq, method, request_len, the
  *                 caller's deadline, response_sleepers, a request of up to
  *                 SHMRPC__INLINE_MAX bytes
@@ -172,6 +173,17 @@ typedef struct shmrpc__calls_header {
   uint8_t pad[SHMRPC__LINE - 24];
 } shmrpc__calls_header;
 
+/* Callers waiting for answers, across every process: a caller spins only
+ * while the waiting callers leave a CPU for each of them and one for the
+ * server (else spinning takes the CPU the answers need, and the callers
+ * that spin get every answer first). Its own line: every waiting caller
+ * writes it. A writer can only make callers spin less, or no more than
+ * their own windows allow. */
+typedef struct shmrpc__crowd_line {
+  uint32_t waiting;
+  uint8_t pad[SHMRPC__LINE - 4];
+} shmrpc__crowd_line;
+
 typedef struct shmrpc__request_line {
   uint32_t slot_state;        /* enum shmrpc__slot_state */
   uint32_t call_seq;          /* sequence number of the posted call */
@@ -191,6 +203,7 @@ _Static_assert(sizeof(shmrpc__stats_line) == SHMRPC__LINE, "stats line");
 _Static_assert(sizeof(shmrpc__answer_line) == SHMRPC__LINE, "answer line");
 _Static_assert(sizeof(shmrpc__lane_info) == SHMRPC__LINE, "lane info");
 _Static_assert(sizeof(shmrpc__calls_header) == SHMRPC__LINE, "calls header");
+_Static_assert(sizeof(shmrpc__crowd_line) == SHMRPC__LINE, "crowd line");
 _Static_assert(sizeof(shmrpc__request_line) == SHMRPC__LINE, "request line");
 
 /* ---- Offsets ----------------------------------------------------------- */
@@ -221,7 +234,8 @@ static inline uint64_t shmrpc__server_size(uint32_t capacity,
 
 /* Calls area. */
 #define SHMRPC__OFF_CALLS_HEADER 0u
-#define SHMRPC__OFF_REQUESTS 64u
+#define SHMRPC__OFF_CROWD 64u
+#define SHMRPC__OFF_REQUESTS 128u
 static inline uint64_t shmrpc__off_payloads(uint32_t lanes) {
   return SHMRPC__OFF_REQUESTS + (uint64_t)lanes * SHMRPC__LINE;
 }

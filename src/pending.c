@@ -64,7 +64,6 @@ struct shmrpc_pending {
 static SHMRPC__THREAD_LOCAL struct {
   shmrpc_pending *head;
   shmrpc_pending *tail;
-  uint32_t next_lane; /* a hint that spreads a thread's calls over lanes */
 } thread_calls;
 
 static int mine(const shmrpc_pending *call) {
@@ -268,8 +267,8 @@ int shmrpc_call_start(shmrpc_client *client, uint32_t method,
    * this one; else a place in the queue (never for SHMRPC_NOWAIT). */
   rc = thread_queued(client)
            ? SHMRPC_EAGAIN
-           : shmrpc__os_lane_try(conn->service,
-                                 thread_calls.next_lane++ % conn->lanes, &lane);
+           : shmrpc__os_lane_try(conn->service, shmrpc__client_lane_hint(),
+                                 &lane);
   if (rc < 0 && (rc != SHMRPC_EAGAIN || timeout_ms == 0)) {
     shmrpc__client_leave(client);
     return rc;

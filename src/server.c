@@ -39,9 +39,17 @@ typedef struct shmrpc__worker {
   shmrpc__spin spin;           /* adaptive spin before sleeping */
   uint32_t next_lane;          /* where its next look starts */
   uint32_t calls_since_repair;
-  int spinning;                /* 1 while it is the spinning worker */
+  int holds_role;              /* 1 while it holds the spinner's role */
+  int woke_caller;             /* its last answer woke a sleeping caller */
   shmrpc__os_thread *thread;   /* NULL for the thread that called run() */
 } shmrpc__worker;
+
+/* The spinner's role (see become_spinner). */
+enum spinner_role {
+  ROLE_FREE = 0,
+  ROLE_SPINNING = 1, /* its holder looks at the lanes */
+  ROLE_BUSY = 2      /* its holder runs a handler, then looks again */
+};
 
 struct shmrpc_server {
   shmrpc__os_service *service; /* the named objects */
@@ -61,7 +69,7 @@ struct shmrpc_server {
   volatile uint32_t in_loop;   /* dispatch() has armed the waitable */
   uint32_t doorbell_seen;      /* the doorbell word at the last repair */
   uint32_t doorbell_repairs;   /* passes it looked wrong in a row */
-  volatile uint32_t spinning;  /* private mirror of the doorbell word */
+  volatile uint32_t spinning;  /* the spinner's role: enum spinner_role */
   volatile uint32_t asleep;
   uint64_t start_ns;
   volatile uint64_t repaired_ns; /* when the last repair pass ran */
@@ -434,8 +442,8 @@ SHMRPC__HOT static int32_t dispatch_call(shmrpc__worker *worker,
 
 /* Closes call `seq` of `lane`: its sequence number, stored last, publishes
  * whatever was written for it; then its caller is woken if it sleeps. */
-SHMRPC__HOT static void publish_answer(shmrpc_server *server, uint32_t lane,
-                                       uint32_t seq) {
+SHMRPC__HOT static int publish_answer(shmrpc_server *server, uint32_t lane,
+                                      uint32_t seq) {
   shmrpc__answer_line *answer = shmrpc__area_answer(server->server_area, lane);
   shmrpc__request_line *request = shmrpc__area_request(server->calls_area, lane);
   uint32_t sleeper;
@@ -448,13 +456,15 @@ SHMRPC__HOT static void publish_answer(shmrpc_server *server, uint32_t lane,
       shmrpc__os_waitable_wake(server->service, lane, sleeper >> 2);
     else
       shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE(lane));
+    return 1;
   }
+  return 0;
 }
 
 /* Writes the answer for call `seq` and publishes it. */
-SHMRPC__HOT static void answer_call(shmrpc_server *server, uint32_t lane,
-                                    uint32_t seq, int32_t status,
-                                    const shmrpc_reply *reply) {
+SHMRPC__HOT static int answer_call(shmrpc_server *server, uint32_t lane,
+                                   uint32_t seq, int32_t status,
+                                   const shmrpc_reply *reply) {
   shmrpc__answer_line *answer = shmrpc__area_answer(server->server_area, lane);
   shmrpc__lane_info *info =
       shmrpc__area_lane_info(server->server_area, server->lanes, lane);
@@ -482,7 +492,7 @@ SHMRPC__HOT static void answer_call(shmrpc_server *server, uint32_t lane,
   shmrpc__bump64(&info->bytes_out, response_len);
   if (status == SHMRPC_EAPP)
     shmrpc__bump64(&info->app_errors, 1);
-  publish_answer(server, lane, seq);
+  return publish_answer(server, lane, seq);
 }
 
 /* ---- Repair ------------------------------------------------------------ */
@@ -543,7 +553,9 @@ static void observe_locks(shmrpc_server *server) {
 /* The doorbell word as the workers' states say it must be. */
 static uint32_t doorbell_expected(const shmrpc_server *server) {
   return (shmrpc__load32(&server->in_loop) ? SHMRPC__SLEEPERS_FD : 0u) |
-         shmrpc__load32(&server->spinning) * SHMRPC__SLEEPERS_ONE_SPINNER |
+         (shmrpc__load32(&server->spinning) != ROLE_FREE
+              ? SHMRPC__SLEEPERS_ONE_SPINNER
+              : 0u) |
          shmrpc__load32(&server->asleep);
 }
 
@@ -565,7 +577,7 @@ static void repair(shmrpc_server *server) {
   volatile uint32_t *doorbell =
       &shmrpc__area_doorbell(server->server_area)->request_sleepers;
   uint32_t i, seen;
-  int repaired = 0;
+  int repaired = 0, quiet = 1;
 
   uint64_t now = shmrpc__os_now_ns();
   /* Often enough that a writer's damage lasts well under the idle slice,
@@ -588,8 +600,14 @@ static void repair(shmrpc_server *server) {
   for (i = 0; i < server->lanes; i++) {
     shmrpc__lane_state *lane = &server->lane[i];
     shmrpc__answer_line *answer = shmrpc__area_answer(server->server_area, i);
-    if (!shmrpc__cas32(&lane->claimed, 0, 1))
+    if (!shmrpc__cas32(&lane->claimed, 0, 1)) {
+      quiet = 0;
       continue; /* a worker serves it: its words are in flux */
+    }
+    if (lane->last_taken != lane->last_answered ||
+        shmrpc__load32(&shmrpc__area_request(server->calls_area, i)
+                            ->call_seq) != lane->last_taken)
+      quiet = 0;
     if (shmrpc__load32(&answer->taken_seq) != lane->last_taken ||
         shmrpc__load32(&answer->response_seq) != lane->last_answered ||
         shmrpc__load64(&answer->calls) != lane->calls) {
@@ -616,6 +634,10 @@ static void repair(shmrpc_server *server) {
     server->doorbell_repairs = 0;
   }
   server->doorbell_seen = seen;
+  /* No call in flight: nobody waits for an answer, whatever the crowd
+   * word says (a caller killed while it waited left its count there). */
+  if (quiet && shmrpc__load32(&shmrpc__area_crowd(server->calls_area)->waiting))
+    shmrpc__store32(&shmrpc__area_crowd(server->calls_area)->waiting, 0);
   fold_report(&calls->timeouts, &stats->timeouts);
   fold_report(&calls->recoveries, &stats->recoveries);
   if (shmrpc__load32(&calls->server_dead) != 0)
@@ -739,7 +761,7 @@ SHMRPC__HOT static int serve_lane(shmrpc__worker *worker, uint32_t lane) {
         request_len);
     status = dispatch_call(worker, method, request_len, &reply);
   }
-  answer_call(server, lane, seq, status, &reply);
+  worker->woke_caller = answer_call(server, lane, seq, status, &reply);
   unclaim(server, lane);
   worker->calls_since_repair++;
   SHMRPC__FAULT("server_answered");
@@ -754,12 +776,58 @@ static void doorbell_add(shmrpc_server *server, uint32_t delta) {
       &shmrpc__area_doorbell(server->server_area)->request_sleepers, delta);
 }
 
-/* Becomes the one spinning worker, if none spins. */
-static int become_spinner(shmrpc_server *server) {
-  if (!shmrpc__cas32(&server->spinning, 0, 1))
-    return 0;
-  doorbell_add(server, SHMRPC__SLEEPERS_ONE_SPINNER);
-  return 1;
+/*
+ * The spinner's role. The doorbell word tells callers that a worker will
+ * look at the lanes without being woken: one spinning, or one running a
+ * handler that will look again when it returns. So a worker that finds a
+ * call keeps the role while no other worker sleeps: in the usual steady
+ * state (one worker, calls back to back) the doorbell word is never
+ * written, and a caller's look at it stays a cache hit. With a worker
+ * asleep, the finder gives the role up, so that callers ring and a sleeper
+ * serves the next call rather than wait for the handler; and a worker about
+ * to sleep while the holder runs a handler takes the role over instead.
+ * The finder marks itself BUSY and then looks for sleepers; a worker about
+ * to sleep counts itself asleep and then looks for a BUSY holder: one of
+ * the two sees the other.
+ */
+/* Takes the role: free (the doorbell learns of it), or from a holder busy
+ * in a handler (the doorbell already says so). */
+static int become_spinner(shmrpc__worker *worker) {
+  shmrpc_server *server = worker->server;
+  /* One worker: nobody to take its role over, nor to give it to. */
+  if (worker->holds_role && server->workers == 1)
+    return 1;
+  if (worker->holds_role) {
+    if (shmrpc__cas32(&server->spinning, ROLE_BUSY, ROLE_SPINNING))
+      return 1;
+    worker->holds_role = 0; /* another worker took it over */
+  }
+  if (shmrpc__cas32(&server->spinning, ROLE_FREE, ROLE_SPINNING)) {
+    doorbell_add(server, SHMRPC__SLEEPERS_ONE_SPINNER);
+    worker->holds_role = 1;
+    return 1;
+  }
+  if (shmrpc__cas32(&server->spinning, ROLE_BUSY, ROLE_SPINNING)) {
+    worker->holds_role = 1;
+    return 1;
+  }
+  return 0;
+}
+
+/* The holder found a call: keeps the role, busy, unless a worker sleeps. */
+static void spinner_found(shmrpc__worker *worker) {
+  shmrpc_server *server = worker->server;
+  if (server->workers == 1)
+    return; /* its role stays as it is: see become_spinner */
+  if (!shmrpc__cas32(&server->spinning, ROLE_SPINNING, ROLE_BUSY)) {
+    worker->holds_role = 0;
+    return;
+  }
+  if (shmrpc__load32_sc(&server->asleep) != 0 &&
+      shmrpc__cas32(&server->spinning, ROLE_BUSY, ROLE_FREE)) {
+    doorbell_add(server, (uint32_t)-SHMRPC__SLEEPERS_ONE_SPINNER);
+    worker->holds_role = 0;
+  }
 }
 
 /*
@@ -783,9 +851,12 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
     shmrpc__spin_judge(spin, start - spin->slept_since_ns);
     spin->slept_since_ns = 0;
   }
-  judging = spin->max_ns > 0;
+  /* A caller just woken needs a CPU to take its answer; where CPUs are
+   * few, a spin for the next call would keep it from one (a cold call then
+   * costs a whole spin window more). A caller that spins is no such case. */
+  judging = spin->max_ns > 0 && !worker->woke_caller;
   if (judging && spin->window_ns > SHMRPC__SPIN_FLOOR_NS &&
-      become_spinner(server)) {
+      become_spinner(worker)) {
     int i;
     spinner = 1;
     for (i = 0; i < SHMRPC__QUICK_CHECKS && found == 0; i++) {
@@ -800,29 +871,45 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
                                deadline);
     }
     if (found != 0) {
-      shmrpc__store32(&server->spinning, 0);
-      doorbell_add(server, (uint32_t)-SHMRPC__SLEEPERS_ONE_SPINNER);
+      if (found > 0)
+        spinner_found(worker);
       shmrpc__spin_paid(spin);
       return found;
     }
   } else if (judging && start == 0) {
     start = shmrpc__os_now_ns();
   }
+  /* A worker that could not spin gives up a busy role it still holds. */
+  if (!spinner && worker->holds_role) {
+    worker->holds_role = 0;
+    if (shmrpc__cas32(&server->spinning, ROLE_BUSY, ROLE_FREE) ||
+        shmrpc__cas32(&server->spinning, ROLE_SPINNING, ROLE_FREE))
+      doorbell_add(server, (uint32_t)-SHMRPC__SLEEPERS_ONE_SPINNER);
+  }
 
   /* Asleep from now on, as the doorbell word says; then the last looks. */
   shmrpc__fetch_add32(&server->asleep, 1);
   if (spinner) {
-    shmrpc__store32(&server->spinning, 0);
+    worker->holds_role = 0;
+    shmrpc__store32_sc(&server->spinning, ROLE_FREE);
     doorbell_add(server, 1u - SHMRPC__SLEEPERS_ONE_SPINNER);
   } else {
     doorbell_add(server, 1u);
   }
+  /* A holder busy in a handler would make callers wait for it: take its
+   * role over rather than sleep. */
+  if (shmrpc__cas32(&server->spinning, ROLE_BUSY, ROLE_SPINNING)) {
+    doorbell_add(server, (uint32_t)-1);
+    shmrpc__fetch_add32(&server->asleep, (uint32_t)-1);
+    worker->holds_role = 1;
+    return 0; /* serve_one looks again, as the spinner */
+  }
+  /* Repair at the end of each idle slice (after the look that follows it:
+   * a call that came as the slice ended must not wait for the pass), not
+   * before the first sleep: a caller just woken may need this CPU. */
   for (;;) {
-    int32_t slice;
+    int32_t slice = shmrpc__deadline_slice(deadline, SHMRPC__IDLE_SLICE_MS);
     uint32_t prepared;
-    repair(server);
-    worker->calls_since_repair = 0;
-    slice = shmrpc__deadline_slice(deadline, SHMRPC__IDLE_SLICE_MS);
     if (slice == 0) {
       found = SHMRPC_ETIMEDOUT;
       break;
@@ -836,6 +923,8 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
     }
     if (found != 0)
       break;
+    repair(server);
+    worker->calls_since_repair = 0;
   }
   doorbell_add(server, (uint32_t)-1);
   shmrpc__fetch_add32(&server->asleep, (uint32_t)-1);
@@ -856,6 +945,8 @@ SHMRPC__HOT static int serve_one(shmrpc__worker *worker,
     found = wait_for_call(worker, deadline);
     if (found < 0)
       return found;
+    if (found == 0)
+      continue; /* it took the spinner's role over: look again */
     if (serve_lane(worker, (uint32_t)found - 1u))
       return 0;
   }

@@ -4,14 +4,6 @@
 
 #include "core.h"
 
-SHMRPC__HOT shmrpc__deadline shmrpc__deadline_in(int32_t timeout_ms) {
-  shmrpc__deadline deadline;
-  deadline.end_ns = 0;
-  deadline.timeout_ms = timeout_ms;
-  deadline.armed = 0;
-  return deadline;
-}
-
 SHMRPC__HOT void shmrpc__deadline_arm(shmrpc__deadline *deadline,
                                       uint64_t now_ns) {
   if (deadline->armed)
@@ -57,6 +49,8 @@ void shmrpc__spin_init(shmrpc__spin *spin, int32_t spin_us) {
   spin->max_ns = n < 2 ? 0 : (uint64_t)spin_us * 1000u;
   spin->window_ns = spin->max_ns;
   spin->slept_since_ns = 0;
+  /* A CPU for each spinning caller, one for the server. */
+  spin->crowd_max = n < 2 ? 0 : n - 1;
 }
 
 
@@ -105,6 +99,14 @@ SHMRPC__HOT void shmrpc__spin_paid(shmrpc__spin *spin) {
     spin->window_ns = spin->max_ns;
 }
 
+/* Counts the caller among those waiting; 1 if it may still spin. */
+static int crowded(const shmrpc__sleep *how, const shmrpc__spin *spin,
+                   int *counted) {
+  int32_t waiting = (int32_t)shmrpc__fetch_add32(how->crowd, 1u) + 1;
+  *counted = 1;
+  return waiting <= (int32_t)spin->crowd_max;
+}
+
 SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
                              const shmrpc__sleep *how, int (*ready)(void *ctx),
                              int (*health)(void *ctx), void *ctx,
@@ -113,7 +115,7 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
   /* After long sleeps the window is at its floor, which means "do not
    * spin": go to the kernel without delay, leaving the CPU to the peer just
    * woken. A wait that then ends soon after restores the full window. */
-  int spinning, judging, result = ready(ctx);
+  int spinning, judging, counted = 0, result = ready(ctx);
   uint64_t start = 0;
   if (result != 0)
     return result;
@@ -127,14 +129,27 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
    * the deadline with the one read it needs). */
   judging = !(flags & SHMRPC__WAIT_NO_SPIN) && spin->max_ns > 0;
   spinning = judging && spin->window_ns > SHMRPC__SPIN_FLOOR_NS;
+  /* More callers waiting than CPUs to spin on (one is the server's): a
+   * spin would take the CPU the answers need, and the callers that spin
+   * would get every answer first. Then sleep at once, and do not learn
+   * from it: the crowd decided. A caller alone pays one load for this;
+   * one that spins past its quick checks counts itself. */
+  if (spinning && how->crowd != NULL &&
+      (int32_t)shmrpc__load32_relaxed(how->crowd) >= (int32_t)spin->crowd_max)
+    spinning = judging = crowded(how, spin, &counted);
   if (spinning) {
     int i;
     for (i = 0; i < SHMRPC__QUICK_CHECKS; i++) {
       shmrpc__cpu_relax();
       result = ready(ctx);
-      if (result != 0)
+      if (result != 0) {
+        if (counted)
+          shmrpc__fetch_add32(how->crowd, (uint32_t)-1);
         return result;
+      }
     }
+    if (how->crowd != NULL && !counted)
+      spinning = judging = crowded(how, spin, &counted);
   }
 
   if (judging) {
@@ -146,12 +161,16 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
     result = shmrpc__spin_for(ready, ctx, spin->window_ns, start, deadline);
     if (result != 0) {
       shmrpc__spin_paid(spin); /* spinning paid: widen the window again */
+      if (counted)
+        shmrpc__fetch_add32(how->crowd, (uint32_t)-1);
       return result;
     }
   }
 
   result = sleep_until(service, how, ready, health, ctx, flags, deadline,
                        slice_ms);
+  if (counted)
+    shmrpc__fetch_add32(how->crowd, (uint32_t)-1);
   if (judging) {
     if (flags & SHMRPC__WAIT_JUDGE_LATER)
       spin->slept_since_ns = start;

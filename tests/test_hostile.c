@@ -96,6 +96,7 @@ static size_t regions_of(uint32_t lanes, uint32_t capacity, region *out) {
   out[n++] = (region){"server-prefix", SERVER, 0, 0, 1, 40, 0, 1};
 #endif
   out[n++] = (region){"calls-header", CALLS, calls, 0, 1, 24, 0, 0};
+  out[n++] = (region){"crowd", CALLS, calls + SHMRPC__OFF_CROWD, 0, 1, 4, 0, 0};
   out[n++] = (region){"request-state", CALLS, calls + SHMRPC__OFF_REQUESTS,
                       64,                  lanes, 8, 0, 0};
   out[n++] = (region){"request-timing", CALLS,

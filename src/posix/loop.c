@@ -34,6 +34,7 @@ struct shmrpc__os_loop {
   int epoll_fd; /* the waitable */
   int timer_fd; /* in epoll_fd */
   unsigned fork_generation;
+  uint64_t timer_at_ns; /* when the timer fires; 0 when it is not set */
 };
 
 /* What the loop's set says about each of its members. */
@@ -161,8 +162,12 @@ int shmrpc__os_loop_drain(shmrpc__os_loop *loop, shmrpc__os_service *service) {
   uint64_t expirations;
   int n, i, gone = 0;
 
-  POSIX_COUNT_SYSCALL();
-  (void)!read(loop->timer_fd, &expirations, sizeof(expirations));
+  /* Only a timer that has fired holds an expiry to read. */
+  if (loop->timer_at_ns != 0 && shmrpc__os_now_ns() >= loop->timer_at_ns) {
+    POSIX_COUNT_SYSCALL();
+    (void)!read(loop->timer_fd, &expirations, sizeof(expirations));
+    loop->timer_at_ns = 0;
+  }
   if (service == NULL || service->forked || service->epoll_fd < 0 ||
       service->loop_state != POSIX_LOOP_IN)
     return 0;
@@ -185,6 +190,16 @@ int shmrpc__os_loop_drain(shmrpc__os_loop *loop, shmrpc__os_service *service) {
 
 int shmrpc__os_loop_timer(shmrpc__os_loop *loop, int32_t ms) {
   struct itimerspec when;
+  uint64_t now = shmrpc__os_now_ns();
+  uint64_t at = ms < 0 ? 0 : now + (uint64_t)ms * 1000000u;
+  /* A timer set to fire no later is kept: it costs at most a look too
+   * early, which arms it again. Calls made one after the other, each with
+   * a later deadline, then set it once. */
+  if (loop->timer_at_ns != 0 && now < loop->timer_at_ns &&
+      (at == 0 || loop->timer_at_ns <= at))
+    return 0;
+  if (at == 0 && loop->timer_at_ns == 0)
+    return 0;
   memset(&when, 0, sizeof(when));
   if (ms == 0) {
     when.it_value.tv_nsec = 1; /* at once (all zeros would disarm it) */
@@ -196,6 +211,7 @@ int shmrpc__os_loop_timer(shmrpc__os_loop *loop, int32_t ms) {
   POSIX_COUNT_SYSCALL();
   if (timerfd_settime(loop->timer_fd, 0, &when, NULL) != 0)
     return loop_error("timerfd_settime");
+  loop->timer_at_ns = at != 0 && ms == 0 ? now + 1u : at;
   return 0;
 }
 
