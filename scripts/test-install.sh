@@ -289,7 +289,7 @@ while IFS=$'\t' read -r file command; do
   (cd "$examples" && bash -c "$command") || fail "README's build of $file: $command"
   echo "test-install: built $file: $command"
 done <"$work/examples.tsv"
-for program in adder adder-cpp; do
+for program in adder adder-cpp adder-loop; do
   [[ -x "$examples/$program" ]] || fail "the README's commands made no $program"
 done
 service="shmrpc-install-readme-$$"
@@ -305,10 +305,14 @@ for client in "$examples/adder" "$examples/adder-cpp" "$python $examples/adder.p
     { kill "$server_pid"; fail "README's client $client failed"; }
   [[ "$out" == 5 ]] || { kill "$server_pid"; fail "README's client $client printed $out"; }
 done
+# The event loop's client: i + i for every i below 100, eight calls in flight.
+out=$(LD_LIBRARY_PATH="$prefix/lib" timeout 60 "$examples/adder-loop" "$service" 100) ||
+  { kill "$server_pid"; fail "README's adder-loop failed"; }
+[[ "$out" == 9900 ]] || { kill "$server_pid"; fail "README's adder-loop printed $out, want 9900"; }
 kill -TERM "$server_pid"
 wait "$server_pid" || fail "README's adder server did not exit 0 on SIGTERM"
 exec 3<&-
 ls /dev/shm | grep -q "shmrpc\.$service" && fail "README's adder server left names in /dev/shm"
-echo "test-install: README examples: adder, adder-cpp and adder.py all got 5 from adder"
+echo "test-install: README examples: adder, adder-cpp and adder.py all got 5 from adder, adder-loop 9900"
 
 echo "test-install: PASS"

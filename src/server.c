@@ -25,8 +25,11 @@ typedef struct shmrpc__method {
 /* What the server knows of a lane, in private memory. */
 typedef struct shmrpc__lane_state {
   volatile uint32_t claimed; /* a worker serves this lane now */
-  uint32_t last_taken;       /* what taken_seq must say */
-  uint32_t last_answered;    /* what response_seq must say */
+  /* What taken_seq and response_seq must say. Written by the lane's
+   * claimer; last_taken is also read by other workers looking for calls,
+   * so both are accessed atomically (relaxed: the claim orders the rest). */
+  volatile uint32_t last_taken;
+  volatile uint32_t last_answered;
   uint32_t pad0;
   uint64_t calls;            /* what the lane's counters must say */
   uint8_t pad[SHMRPC__LINE - 24];
@@ -447,7 +450,7 @@ SHMRPC__HOT static int publish_answer(shmrpc_server *server, uint32_t lane,
   shmrpc__answer_line *answer = shmrpc__area_answer(server->server_area, lane);
   shmrpc__request_line *request = shmrpc__area_request(server->calls_area, lane);
   uint32_t sleeper;
-  server->lane[lane].last_answered = seq;
+  shmrpc__store32_relaxed(&server->lane[lane].last_answered, seq);
   shmrpc__store32_sc(&answer->response_seq, seq);
   sleeper = shmrpc__load32_sc(&request->response_sleepers);
   if (SHMRPC__UNLIKELY(sleeper != 0)) {
@@ -604,15 +607,17 @@ static void repair(shmrpc_server *server) {
       quiet = 0;
       continue; /* a worker serves it: its words are in flux */
     }
-    if (lane->last_taken != lane->last_answered ||
+    uint32_t last_taken = shmrpc__load32_relaxed(&lane->last_taken);
+    uint32_t last_answered = shmrpc__load32_relaxed(&lane->last_answered);
+    if (last_taken != last_answered ||
         shmrpc__load32(&shmrpc__area_request(server->calls_area, i)
-                            ->call_seq) != lane->last_taken)
+                            ->call_seq) != last_taken)
       quiet = 0;
-    if (shmrpc__load32(&answer->taken_seq) != lane->last_taken ||
-        shmrpc__load32(&answer->response_seq) != lane->last_answered ||
+    if (shmrpc__load32(&answer->taken_seq) != last_taken ||
+        shmrpc__load32(&answer->response_seq) != last_answered ||
         shmrpc__load64(&answer->calls) != lane->calls) {
-      shmrpc__store32_sc(&answer->taken_seq, lane->last_taken);
-      shmrpc__store32_sc(&answer->response_seq, lane->last_answered);
+      shmrpc__store32_sc(&answer->taken_seq, last_taken);
+      shmrpc__store32_sc(&answer->response_seq, last_answered);
       shmrpc__store64(&answer->calls, lane->calls);
       /* Wake a caller that waits for the phantom call to end. */
       shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE(i));
@@ -657,7 +662,8 @@ static void repair(shmrpc_server *server) {
 SHMRPC__HOT static int call_posted(const shmrpc_server *server, uint32_t lane) {
   const shmrpc__request_line *request =
       shmrpc__area_request(server->calls_area, lane);
-  if (shmrpc__load32_sc(&request->call_seq) == server->lane[lane].last_taken)
+  if (shmrpc__load32_sc(&request->call_seq) ==
+      shmrpc__load32_relaxed(&server->lane[lane].last_taken))
     return 0;
   return shmrpc__load32_sc(&request->slot_state) == SHMRPC__SLOT_POSTED;
 }
@@ -689,7 +695,7 @@ SHMRPC__HOT static int take_call(shmrpc_server *server, uint32_t lane,
   shmrpc__answer_line *answer = shmrpc__area_answer(server->server_area, lane);
   const shmrpc__request_line *request =
       shmrpc__area_request(server->calls_area, lane);
-  server->lane[lane].last_taken = seq;
+  shmrpc__store32_relaxed(&server->lane[lane].last_taken, seq);
   shmrpc__store32_sc(&answer->taken_seq, seq);
   if (shmrpc__load32_sc(&request->slot_state) == SHMRPC__SLOT_POSTED &&
       shmrpc__load32_sc(&request->call_seq) == seq)
@@ -729,7 +735,8 @@ SHMRPC__HOT static int serve_lane(shmrpc__worker *worker, uint32_t lane) {
     return 0;
   /* Read each field once, then validate: the caller may be hostile. */
   seq = shmrpc__load32(&request->call_seq);
-  if (seq == server->lane[lane].last_taken || !take_call(server, lane, seq)) {
+  if (seq == shmrpc__load32_relaxed(&server->lane[lane].last_taken) ||
+      !take_call(server, lane, seq)) {
     unclaim(server, lane);
     return 0;
   }

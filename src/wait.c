@@ -102,7 +102,7 @@ SHMRPC__HOT void shmrpc__spin_paid(shmrpc__spin *spin) {
 /* Counts the caller among those waiting; 1 if it may still spin. */
 static int crowded(const shmrpc__sleep *how, const shmrpc__spin *spin,
                    int *counted) {
-  int32_t waiting = (int32_t)shmrpc__fetch_add32(how->crowd, 1u) + 1;
+  int32_t waiting = (int32_t)(shmrpc__fetch_add32(how->crowd, 1u) + 1u);
   *counted = 1;
   return waiting <= (int32_t)spin->crowd_max;
 }

@@ -82,6 +82,7 @@ def _declare(lib):
         "shmrpc_reply_fail": (c_int, [vp, c_int]),
         "shmrpc_reply_method": (c_uint32, [vp]),
         "shmrpc_reply_timeout": (c_int32, [vp]),
+        "shmrpc_client_options_init": (None, [vp]),
         "shmrpc_client_open": (c_int, [pvp, cp, vp, c_int32]),
         "shmrpc_call": (c_int, [vp, c_uint32, vp, c_size_t, vp, c_size_t,
                                 ctypes.POINTER(c_size_t), c_int32]),

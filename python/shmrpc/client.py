@@ -8,27 +8,48 @@ from .errors import ApplicationError, codes, error_class, raise_for
 from .payload import Reader
 
 
+# A buffer for shmrpc_client_options far larger than the struct will grow:
+# shmrpc_client_options_init fills it, and only the leading fields this
+# version has are set.
+_OPTIONS_BYTES = 4096
+
+
+class _OptionsHead(ctypes.Structure):
+    """The first fields of shmrpc_client_options (shmrpc.h), in order."""
+    _fields_ = [("global_namespace", ctypes.c_int), ("spin_us", ctypes.c_int32),
+                ("server_user", ctypes.c_char_p)]
+
+
 class Client(Handle):
     """A connection to service `name`.
 
     timeout: seconds to wait for the server to appear, and the default
     timeout of call(); None waits forever (a dead server still ends the
     wait), 0 tries once.
+    server_user: the user the server must run as (a name or a numeric id);
+    by default only this user's and root's services are trusted, and any
+    other raises shmrpc.EUNTRUSTED.
 
-    Use it as a context manager, or call close(). One thread at a time per
-    client (the C library's rule for now); open one per thread.
+    Use it as a context manager, or call close(). Any number of threads
+    may call through one client at once, each call on its own lane.
     """
 
     _release = "shmrpc_client_close"
 
-    def __init__(self, name, timeout=5.0):
+    def __init__(self, name, timeout=5.0, server_user=None):
         self.name = name
         self.timeout = timeout
         self._handle = ctypes.c_void_p()
         self._buffers = threading.local()
         self._methods = None
+        options = user = None
+        if server_user is not None:
+            options = ctypes.create_string_buffer(_OPTIONS_BYTES)
+            lib.shmrpc_client_options_init(options)
+            user = str(server_user).encode()  # kept alive until opened
+            _OptionsHead.from_buffer(options).server_user = user
         raise_for(lib.shmrpc_client_open(ctypes.byref(self._handle),
-                                         name.encode(), None,
+                                         name.encode(), options,
                                          timeout_ms(timeout)))
 
     @property

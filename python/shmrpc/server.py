@@ -10,21 +10,24 @@ from .errors import ApplicationError, Error, codes, raise_for
 POLL_INTERVAL = 0.05
 
 # A buffer for shmrpc_server_options far larger than the struct will grow:
-# shmrpc_server_options_init fills it, and only the leading fields every
-# version has (capacity, access) are set. See _options().
+# shmrpc_server_options_init fills it, and only the leading fields this
+# version of the struct has are set. See _options().
 _OPTIONS_BYTES = 4096
 
 
 class _OptionsHead(ctypes.Structure):
     """The first fields of shmrpc_server_options (shmrpc.h), in order."""
-    _fields_ = [("capacity", ctypes.c_size_t), ("access", ctypes.c_int)]
+    _fields_ = [("capacity", ctypes.c_size_t), ("access", ctypes.c_int),
+                ("global_namespace", ctypes.c_int),
+                ("spin_us", ctypes.c_int32), ("lanes", ctypes.c_uint32),
+                ("workers", ctypes.c_uint32)]
 
 
 ACCESS_OWNER, ACCESS_GROUP, ACCESS_EVERYONE = 0, 1, 2
 
 
-def _options(capacity, access):
-    if capacity is None and access is None:
+def _options(capacity, access, lanes):
+    if capacity is None and access is None and lanes is None:
         return None  # the library's defaults, no struct at all
     buf = ctypes.create_string_buffer(_OPTIONS_BYTES)
     lib.shmrpc_server_options_init(buf)
@@ -33,6 +36,8 @@ def _options(capacity, access):
         head.capacity = capacity
     if access is not None:
         head.access = access
+    if lanes is not None:
+        head.lanes = lanes
     return buf
 
 
@@ -49,7 +54,10 @@ class Server(Handle):
         server.run()    # until server.stop(), e.g. from a signal handler
 
     capacity: bytes a request and an answer may each hold (default 64 KiB);
-    access: ACCESS_OWNER (default), ACCESS_GROUP or ACCESS_EVERYONE.
+    access: ACCESS_OWNER (default), ACCESS_GROUP or ACCESS_EVERYONE;
+    lanes: how many calls the service holds at once, from any callers (1 to
+    64, default 8; a caller that finds them all taken queues). run() serves
+    them on the calling thread, one handler at a time.
     Use it as a context manager, or call close(): that removes every name.
     As with shmrpc_server_destroy(), never close a server while run() runs
     on another thread: stop() it and join that thread first.
@@ -57,7 +65,7 @@ class Server(Handle):
 
     _release = "shmrpc_server_destroy"
 
-    def __init__(self, name, capacity=None, access=None):
+    def __init__(self, name, capacity=None, access=None, lanes=None):
         self.name = name
         self._handle = ctypes.c_void_p()
         self._callbacks = []  # the C library holds pointers to these
@@ -65,7 +73,7 @@ class Server(Handle):
         self._stopped = False
         raise_for(lib.shmrpc_server_create(ctypes.byref(self._handle),
                                            name.encode(),
-                                           _options(capacity, access)))
+                                           _options(capacity, access, lanes)))
 
     def method(self, method_id, name=None):
         """Decorator: registers fn(request: bytes) as method `method_id`

@@ -162,6 +162,39 @@ def test_options_and_names():
     assert shm_left(name) == []
 
 
+def test_lanes_and_trusted_users():
+    """lanes reaches the library (out of range is EINVAL; threads calling at
+    once through one client each get their own answers), and server_user
+    decides whom a client trusts."""
+    import getpass
+    name = unique_name("apilanes")
+    with pytest.raises(shmrpc.EINVAL):
+        shmrpc.Server(name, lanes=65)
+    with Running(make_server(name, lanes=3)):
+        with shmrpc.Client(name, timeout=5) as client:
+            wrong = []
+
+            def adder(k):
+                for i in range(200):
+                    got = shmrpc.unpack_i64(
+                        client.call("add", shmrpc.pack_i64(k, i)))[0]
+                    if got != k + i:
+                        wrong.append((k, i, got))
+            threads = [threading.Thread(target=adder, args=(k * 1000,))
+                       for k in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert wrong == []
+        with shmrpc.Client(name, timeout=5,
+                           server_user=getpass.getuser()) as client:
+            assert client.call(6, b"me") == b"me"
+        with pytest.raises(shmrpc.EUNTRUSTED):
+            shmrpc.Client(name, timeout=0, server_user="nobody")
+    assert shm_left(name) == []
+
+
 def test_stats_count_calls():
     name = unique_name("apistats")
     with Running(make_server(name)) as server:

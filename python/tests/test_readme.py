@@ -1,6 +1,7 @@
 """README.md's examples, extracted, built as the README builds them (with
 the build tree's headers and library in place of pkg-config's) and run:
-every client (C, C++, Python) against every server (C, Python)."""
+every client (C, C++, Python, and the C event loop's) against every server
+(C, Python)."""
 import os
 import shlex
 import shutil
@@ -23,12 +24,12 @@ def built(tmp_path_factory):
                     "(run through ctest)")
     out = str(tmp_path_factory.mktemp("readme"))
     found = readme_examples.write(os.path.join(ROOT, "README.md"), out)
-    assert set(found) == {"adder.c", "adder.cpp", "adder.py"}
+    assert set(found) == {"adder.c", "adder.cpp", "adder.py", "adder_loop.c"}
     # pkg-config's flags for an uninstalled build tree, plus the project's
     # warnings as errors: what the README shows must build cleanly.
     flags = "-I%s -L%s -Wl,-rpath,%s -lshmrpc" % (include, lib, lib)
     programs = {}
-    for name in ("adder.c", "adder.cpp"):
+    for name in ("adder.c", "adder.cpp", "adder_loop.c"):
         command = found[name][1]
         assert command is not None and "$(pkg-config --cflags --libs shmrpc)" \
             in command, "no build command in the comment of " + name
@@ -64,6 +65,9 @@ def test_every_client_against_the_server(built, helpers, server_program):
                                "9223372036854775807", "1"))
         assert overflow.returncode == 1, client_program
         assert "add failed: overflow (code 2)" in overflow.stderr
+    # The event loop's client: i + i for every i below 100, eight in flight.
+    looped = run(command(built, "adder_loop.c", name, "100"))
+    assert (looped.returncode, looped.stdout) == (0, "9900\n"), looped.stderr
     server.signal(signal.SIGTERM)
     assert server.wait() == 0
     assert shm_left(name) == []
