@@ -83,17 +83,10 @@ static int in_child(const char *service, child_fn fn, const void *arg,
   return 0;
 }
 
+/* A client as the shmrpc transport opens one (its spin options). */
 static shmrpc_client *open_client(const char *service) {
-  shmrpc_client *client = NULL;
-  shmrpc_client_options options;
-  shmrpc_client_options_init(&options);
-  options.spin_us = bench_shmrpc_client_spin_us;
-  int rc = shmrpc_client_open(&client, service, &options, CALL_TIMEOUT_MS);
-  if (rc != 0) {
-    bench_error("shmrpc_client_open(%s): %s", service, shmrpc_err_name(rc));
-    return NULL;
-  }
-  return client;
+  void *client = NULL;
+  return bench_shmrpc_open(service, &client) == 0 ? client : NULL;
 }
 
 /* One checked 8-byte echo call through client, tagged (index, n). */
@@ -109,6 +102,19 @@ static int echo_call(shmrpc_client *client, int index, uint64_t n) {
     return -1;
   }
   return 0;
+}
+
+/* A client of service, after 1000 checked calls (tagged `index`) that warm
+ * up both sides; NULL on failure. */
+static shmrpc_client *warm_client(const char *service, int index) {
+  shmrpc_client *client = open_client(service);
+  for (uint64_t i = 0; client != NULL && i < 1000; i++) {
+    if (echo_call(client, index, i) != 0) {
+      shmrpc_client_close(client);
+      client = NULL;
+    }
+  }
+  return client;
 }
 
 /* Adds a result of `calls` latencies (sorted here) to the report. */
@@ -153,12 +159,9 @@ typedef struct echo_spec {
 static int echo_child(const char *service, const void *arg,
                       child_report *out) {
   const echo_spec *spec = arg;
-  shmrpc_client *client = open_client(service);
+  shmrpc_client *client = warm_client(service, 1);
   if (client == NULL)
     return -1;
-  for (uint64_t i = 0; i < 1000; i++)
-    if (echo_call(client, 1, i) != 0)
-      return -1;
   uint64_t start = bench_now_ns();
   for (uint64_t i = 0; i < spec->calls && i < MAX_SAMPLES; i++) {
     uint64_t before = bench_now_ns();
@@ -248,10 +251,12 @@ failed:
 
 /* ---- Threads on one handle --------------------------------------------- */
 
-typedef struct thread_spec {
-  int threads;
+/* A row of a rate test: its child runs n (threads, or calls in flight) for
+ * duration_ms. */
+typedef struct rate_spec {
+  int n;
   int duration_ms;
-} thread_spec;
+} rate_spec;
 
 typedef struct caller {
   shmrpc_client *client;
@@ -276,17 +281,14 @@ static void *caller_main(void *arg) {
 
 static int threads_child(const char *service, const void *arg,
                          child_report *out) {
-  const thread_spec *spec = arg;
+  const rate_spec *spec = arg;
   caller callers[8];
   pthread_t threads[8];
-  shmrpc_client *client = open_client(service);
+  shmrpc_client *client = warm_client(service, 0);
   if (client == NULL)
     return -1;
-  for (uint64_t i = 0; i < 1000; i++)
-    if (echo_call(client, 0, i) != 0)
-      return -1;
   uint64_t start = bench_now_ns();
-  for (int t = 0; t < spec->threads; t++) {
+  for (int t = 0; t < spec->n; t++) {
     memset(&callers[t], 0, sizeof callers[t]);
     callers[t].client = client;
     callers[t].index = t + 1;
@@ -295,7 +297,7 @@ static int threads_child(const char *service, const void *arg,
       return -1;
   }
   int failed = 0;
-  for (int t = 0; t < spec->threads; t++) {
+  for (int t = 0; t < spec->n; t++) {
     pthread_join(threads[t], NULL);
     out->calls += callers[t].calls;
     failed |= callers[t].failed;
@@ -305,24 +307,32 @@ static int threads_child(const char *service, const void *arg,
   return failed ? -1 : 0;
 }
 
-void bench_measure_threads(bench_report *report, int quick) {
-  static const int counts[] = {1, 2, 4};
-  static const char *const names[] = {"1-thread", "2-threads", "4-threads"};
+/* One rate test: every row's child in turn, in rounds, on one server;
+ * calls/s per row. */
+typedef struct rate_row {
+  const char *name;
+  int n;       /* the child's n */
+  int clients; /* what the report's clients column says */
+} rate_row;
+
+static void measure_rates(bench_report *report, int quick, const char *test,
+                          uint32_t lanes, uint32_t workers, child_fn fn,
+                          const rate_row *rows, int count) {
   static child_report run;
-  uint64_t calls[3] = {0, 0, 0}, elapsed[3] = {0, 0, 0};
+  uint64_t calls[8] = {0}, elapsed[8] = {0};
   int rounds = quick ? 2 : 4;
   bench_server server;
-  fprintf(stderr, "shmrpc_bench: threads shmrpc         8 B  1, 2, 4 threads "
-                  "on one handle ...\n");
-  if (start_server(8, 4, &server) != 0) {
+  fprintf(stderr, "shmrpc_bench: %-7s shmrpc         8 B  %d rows ...\n", test,
+          count);
+  if (start_server(lanes, workers, &server) != 0) {
     report->failed = 1;
     return;
   }
   const char *service = bench_shmrpc_service_name(server.state);
   for (int r = 0; r < rounds; r++) {
-    for (int k = 0; k < 3; k++) {
-      thread_spec spec = {counts[k], quick ? 150 : 500};
-      if (in_child(service, threads_child, &spec, &run) != 0) {
+    for (int k = 0; k < count && k < 8; k++) {
+      rate_spec spec = {rows[k].n, quick ? 150 : 500};
+      if (in_child(service, fn, &spec, &run) != 0) {
         report->failed = 1;
         bench_server_stop(&server);
         return;
@@ -331,19 +341,21 @@ void bench_measure_threads(bench_report *report, int quick) {
       elapsed[k] += run.elapsed_ns;
     }
   }
-  for (int k = 0; k < 3; k++)
-    add_result(report, "threads", names[k], counts[k], NULL, 0, calls[k],
+  for (int k = 0; k < count && k < 8; k++)
+    add_result(report, test, rows[k].name, rows[k].clients, NULL, 0, calls[k],
                (double)elapsed[k] / 1e9);
   if (bench_server_stop(&server) != 0)
     report->failed = 1;
 }
 
+void bench_measure_threads(bench_report *report, int quick) {
+  static const rate_row rows[] = {
+      {"1-thread", 1, 1}, {"2-threads", 2, 2}, {"4-threads", 4, 4}};
+  measure_rates(report, quick, "threads", 8, 4, threads_child, rows, 3);
+}
+
 /* ---- Calls in flight --------------------------------------------------- */
 
-typedef struct flight_spec {
-  int in_flight; /* 0: blocking calls */
-  int duration_ms;
-} flight_spec;
 
 static int start_echo(shmrpc_client *client, uint64_t tag,
                       shmrpc_pending **call) {
@@ -369,24 +381,21 @@ static int finish_echo(shmrpc_pending *call, uint64_t tag) {
 
 static int flight_child(const char *service, const void *arg,
                         child_report *out) {
-  const flight_spec *spec = arg;
+  const rate_spec *spec = arg; /* n calls in flight; 0: blocking calls */
   shmrpc_pending *calls[16];
   uint64_t tags[16], started = 0, finished = 0;
-  shmrpc_client *client = open_client(service);
+  shmrpc_client *client = warm_client(service, 0);
   if (client == NULL)
     return -1;
-  for (uint64_t i = 0; i < 1000; i++)
-    if (echo_call(client, 0, i) != 0)
-      return -1;
   uint64_t start = bench_now_ns();
   uint64_t deadline = start + (uint64_t)spec->duration_ms * 1000000u;
-  if (spec->in_flight == 0) {
+  if (spec->n == 0) {
     while (bench_now_ns() < deadline) {
       if (echo_call(client, 1, finished++) != 0)
         return -1;
     }
   } else {
-    int k = spec->in_flight;
+    int k = spec->n;
     for (;;) {
       int more = bench_now_ns() < deadline;
       while (more && started - finished < (uint64_t)k) {
@@ -412,37 +421,11 @@ static int flight_child(const char *service, const void *arg,
 }
 
 void bench_measure_async(bench_report *report, int quick) {
-  static const int flights[] = {0, 1, 4, 16};
-  static const char *const names[] = {"blocking", "1-in-flight",
-                                      "4-in-flight", "16-in-flight"};
-  static child_report run;
-  uint64_t calls[4] = {0, 0, 0, 0}, elapsed[4] = {0, 0, 0, 0};
-  int rounds = quick ? 2 : 4;
-  bench_server server;
-  fprintf(stderr, "shmrpc_bench: async   shmrpc         8 B  1, 4, 16 in "
-                  "flight ...\n");
-  if (start_server(16, 1, &server) != 0) {
-    report->failed = 1;
-    return;
-  }
-  const char *service = bench_shmrpc_service_name(server.state);
-  for (int r = 0; r < rounds; r++) {
-    for (int k = 0; k < 4; k++) {
-      flight_spec spec = {flights[k], quick ? 150 : 500};
-      if (in_child(service, flight_child, &spec, &run) != 0) {
-        report->failed = 1;
-        bench_server_stop(&server);
-        return;
-      }
-      calls[k] += run.calls;
-      elapsed[k] += run.elapsed_ns;
-    }
-  }
-  for (int k = 0; k < 4; k++)
-    add_result(report, "async", names[k], flights[k] == 0 ? 1 : flights[k],
-               NULL, 0, calls[k], (double)elapsed[k] / 1e9);
-  if (bench_server_stop(&server) != 0)
-    report->failed = 1;
+  static const rate_row rows[] = {{"blocking", 0, 1},
+                                  {"1-in-flight", 1, 1},
+                                  {"4-in-flight", 4, 4},
+                                  {"16-in-flight", 16, 16}};
+  measure_rates(report, quick, "async", 16, 1, flight_child, rows, 4);
 }
 
 /* ---- Cold calls through the waitable ----------------------------------- */

@@ -102,6 +102,26 @@ static void judge(bench_target *target, double value, double limit,
   target->status = held ? TARGET_HELD : TARGET_MISSED;
 }
 
+/* A target that x's p50 is at most limit times base's: "what: x_label X
+ * <= LIMITx base_label B". Left skipped if either was not measured. */
+static void p50_target(bench_target *target, const char *name,
+                       const char *what, const bench_result *x,
+                       const char *x_label, const bench_result *base,
+                       const char *base_label, double limit) {
+  char a[32];
+  char b[32];
+  target->name = name;
+  snprintf(target->text, sizeof target->text, "%s: %s <= %.1fx %s", what,
+           x_label, limit, base_label);
+  if (x == NULL || base == NULL || base->p50_ns == 0) {
+    return;
+  }
+  judge(target, (double)x->p50_ns / (double)base->p50_ns, limit, "<=");
+  snprintf(target->text, sizeof target->text, "%s: %s %s <= %.1fx %s %s", what,
+           x_label, format_ns(x->p50_ns, a, sizeof a), limit, base_label,
+           format_ns(base->p50_ns, b, sizeof b));
+}
+
 static void evaluate_targets(const bench_report *report,
                              bench_target targets[BENCH_TARGET_COUNT]) {
   char a[32];
@@ -115,15 +135,8 @@ static void evaluate_targets(const bench_report *report,
   const bench_result *rpc = find(report, "latency", "shmrpc", 8, 1);
   const bench_result *spin = find(report, "latency", "shm-spin", 8, 1);
   const bench_result *sock = find(report, "latency", "unix", 8, 1);
-  targets[0].name = "p50_8B_vs_shm_spin";
-  snprintf(targets[0].text, sizeof targets[0].text,
-           "8 B p50: shmrpc <= 1.5x shm-spin");
-  if (rpc != NULL && spin != NULL && spin->p50_ns > 0) {
-    judge(&targets[0], (double)rpc->p50_ns / (double)spin->p50_ns, 1.5, "<=");
-    snprintf(targets[0].text, sizeof targets[0].text,
-             "8 B p50: shmrpc %s <= 1.5x shm-spin %s", format_ns(rpc->p50_ns, a, sizeof a),
-             format_ns(spin->p50_ns, b, sizeof b));
-  }
+  p50_target(&targets[0], "p50_8B_vs_shm_spin", "8 B p50", rpc, "shmrpc",
+             spin, "shm-spin", 1.5);
   targets[1].name = "p50_8B_speedup_vs_unix";
   snprintf(targets[1].text, sizeof targets[1].text,
            "8 B p50: shmrpc >= 20x faster than unix socket");
@@ -137,17 +150,8 @@ static void evaluate_targets(const bench_report *report,
   size_t cold_size = smallest_size(report, "cold");
   const bench_result *cold_rpc = find(report, "cold", "shmrpc", cold_size, 1);
   const bench_result *cold_futex = find(report, "cold", "shm-futex", cold_size, 1);
-  targets[2].name = "cold_p50_vs_shm_futex";
-  snprintf(targets[2].text, sizeof targets[2].text,
-           "cold p50: shmrpc <= 1.2x shm-futex");
-  if (cold_rpc != NULL && cold_futex != NULL && cold_futex->p50_ns > 0) {
-    judge(&targets[2], (double)cold_rpc->p50_ns / (double)cold_futex->p50_ns, 1.2,
-          "<=");
-    snprintf(targets[2].text, sizeof targets[2].text,
-             "cold p50: shmrpc %s <= 1.2x shm-futex %s",
-             format_ns(cold_rpc->p50_ns, a, sizeof a),
-             format_ns(cold_futex->p50_ns, b, sizeof b));
-  }
+  p50_target(&targets[2], "cold_p50_vs_shm_futex", "cold p50", cold_rpc,
+             "shmrpc", cold_futex, "shm-futex", 1.2);
 
   const size_t mib = 1024u * 1024u;
   const bench_result *big_rpc = find(report, "latency", "shmrpc", mib, 1);
@@ -200,17 +204,8 @@ static void evaluate_targets(const bench_report *report,
   /* Head-of-line, threads, the waitable. */
   const bench_result *idle = find(report, "hol", "idle", 0, 0);
   const bench_result *beside = find(report, "hol", "beside-1s", 0, 0);
-  targets[9].name = "hol_p50_vs_idle";
-  snprintf(targets[9].text, sizeof targets[9].text,
-           "8 B p50 beside a 1 s call <= 2x idle service");
-  if (idle != NULL && beside != NULL && idle->p50_ns > 0) {
-    judge(&targets[9], (double)beside->p50_ns / (double)idle->p50_ns, 2.0,
-          "<=");
-    snprintf(targets[9].text, sizeof targets[9].text,
-             "8 B p50 beside a 1 s call %s <= 2x idle service %s",
-             format_ns(beside->p50_ns, a, sizeof a),
-             format_ns(idle->p50_ns, b, sizeof b));
-  }
+  p50_target(&targets[9], "hol_p50_vs_idle", "8 B p50", beside,
+             "beside a 1 s call", idle, "idle service", 2.0);
   const bench_result *thread1 = find(report, "threads", "1-thread", 0, 0);
   static const char *const many[] = {"2-threads", "4-threads"};
   for (int i = 0; i < 2; i++) {
@@ -228,17 +223,8 @@ static void evaluate_targets(const bench_report *report,
   }
   const bench_result *cold_block = find(report, "pollcold", "blocking", 0, 0);
   const bench_result *cold_poll = find(report, "pollcold", "poll", 0, 0);
-  targets[12].name = "pollcold_p50_vs_blocking";
-  snprintf(targets[12].text, sizeof targets[12].text,
-           "cold p50 waited in poll() <= 1.2x cold blocking call");
-  if (cold_block != NULL && cold_poll != NULL && cold_block->p50_ns > 0) {
-    judge(&targets[12], (double)cold_poll->p50_ns / (double)cold_block->p50_ns,
-          1.2, "<=");
-    snprintf(targets[12].text, sizeof targets[12].text,
-             "cold p50 waited in poll() %s <= 1.2x cold blocking call %s",
-             format_ns(cold_poll->p50_ns, a, sizeof a),
-             format_ns(cold_block->p50_ns, b, sizeof b));
-  }
+  p50_target(&targets[12], "pollcold_p50_vs_blocking", "cold p50", cold_poll,
+             "waited in poll()", cold_block, "blocking call", 1.2);
 
   /* The bridge (import, nng, export) against nng req/rep alone. */
   static const struct {
@@ -252,16 +238,10 @@ static void evaluate_targets(const bench_report *report,
     const bench_result *bridge =
         find(report, "latency", "bridge", bridged[i].size, 1);
     const bench_result *nng = find(report, "latency", "nng", bridged[i].size, 1);
-    target->name = bridged[i].name;
-    snprintf(target->text, sizeof target->text,
-             "%s p50: bridge <= 1.5x nng req/rep", bridged[i].label);
-    if (bridge != NULL && nng != NULL && nng->p50_ns > 0) {
-      judge(target, (double)bridge->p50_ns / (double)nng->p50_ns, 1.5, "<=");
-      snprintf(target->text, sizeof target->text,
-               "%s p50: bridge %s <= 1.5x nng req/rep %s", bridged[i].label,
-               format_ns(bridge->p50_ns, a, sizeof a),
-               format_ns(nng->p50_ns, b, sizeof b));
-    }
+    char what[32];
+    snprintf(what, sizeof what, "%s p50", bridged[i].label);
+    p50_target(target, bridged[i].name, what, bridge, "bridge", nng,
+               "nng req/rep", 1.5);
   }
 }
 

@@ -2,9 +2,13 @@
  * shmrpc: fast, crash-safe request/response calls between processes on one
  * machine.
  *
- * A server publishes a service name. The name owns one shared-memory mapping
- * with a fixed request/response slot, guarded by a named mutex; two events
- * signal "request posted" and "response ready". Clients make blocking calls.
+ * A server publishes a service name. The name owns shared memory with a
+ * number of lanes, each a request/response slot with its own lock; callers
+ * of any process or thread take a free lane (or queue for one, first come,
+ * first served) and the server's workers serve the lanes in parallel. Calls
+ * block with a timeout (shmrpc_call), or run in flight while the caller
+ * polls them or waits in an event loop (shmrpc_call_start and the
+ * waitables). docs/PROTOCOL.md describes the shared memory byte by byte.
  *
  * Conventions of this header:
  * - Every function that can fail returns 0 or a negative SHMRPC_E* code;

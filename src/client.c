@@ -358,8 +358,32 @@ int shmrpc__conn_health(shmrpc__conn *conn) {
   return rc;
 }
 
+int shmrpc__conn_call_lost(shmrpc__conn *conn, uint32_t index, uint32_t seq) {
+  const shmrpc__lane *lane = &conn->lane[index];
+  if (shmrpc__load32_sc(&lane->answer->response_seq) == seq)
+    return 0; /* answered */
+  if (shmrpc__load32_sc(&lane->request->call_seq) != seq ||
+      (shmrpc__load32_sc(&lane->request->slot_state) != SHMRPC__SLOT_POSTED &&
+       shmrpc__load32_sc(&lane->answer->taken_seq) != seq))
+    return shmrpc__error_detail(SHMRPC_EPROTO,
+                                "another process withdrew or replaced the "
+                                "call on lane %u", (unsigned)index);
+  return 0;
+}
+
+/* After each slice of a wait: the server's health, and, for an answer, that
+ * the call is still there to be answered (only a writer of the calls area
+ * withdraws or replaces another's call; it would wait for ever). */
 static int wait_health(void *ctx) {
-  return shmrpc__conn_health(((call_wait *)ctx)->conn);
+  call_wait *wait = ctx;
+  if (wait->seq != 0) {
+    int rc = shmrpc__conn_call_lost(wait->conn,
+                                    (uint32_t)(wait->lane - wait->conn->lane),
+                                    wait->seq);
+    if (rc != 0)
+      return rc;
+  }
+  return shmrpc__conn_health(wait->conn);
 }
 
 static int lane_not_busy(void *ctx) {
@@ -695,8 +719,18 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
   if (SHMRPC__UNLIKELY(timeout_ms == 0))
     deadline = shmrpc__deadline_in(SHMRPC_INFINITE);
   rc = shmrpc__conn_wait_answer(conn, index, seq, wait_flags, &deadline);
-  if (SHMRPC__UNLIKELY(rc < 0) && !shmrpc__conn_abandon(conn, index, seq))
+  if (SHMRPC__UNLIKELY(rc < 0)) {
+    int why = rc;
+    if (!shmrpc__conn_abandon(conn, index, seq))
+      goto release;
+    /* Answered as we gave up: the answer, unless it is the server's
+     * "withdrawn" (it saw our withdrawal after it took the call). */
+    rc = shmrpc__conn_take_answer(client, conn, index, response, response_cap,
+                                  response_len);
+    if (rc == SHMRPC_ECANCELED)
+      rc = why;
     goto release;
+  }
   SHMRPC__FAULT("client_answered");
 
   rc = shmrpc__conn_take_answer(client, conn, index, response, response_cap,

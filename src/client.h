@@ -96,6 +96,10 @@ static inline int shmrpc__conn_answered(const shmrpc__conn *conn,
 int shmrpc__conn_wait_answer(shmrpc__conn *conn, uint32_t index, uint32_t seq,
                              int wait_flags, shmrpc__deadline *deadline);
 
+/* SHMRPC_EPROTO if call `seq` of lane `index`, not answered, is no longer
+ * posted (another process withdrew or replaced it), else 0. */
+int shmrpc__conn_call_lost(shmrpc__conn *conn, uint32_t index, uint32_t seq);
+
 /* Gives up call `seq` of lane `index`: withdrawn if the server has not
  * taken it, else left for the lane's next holder to wait out. Returns 1 if
  * the answer arrived after all (take it), else 0. */

@@ -326,6 +326,13 @@ int shmrpc__os_loop_forked(const shmrpc__os_loop *loop);
 int shmrpc__os_loop_watch(shmrpc__os_loop *loop, shmrpc__os_service *service,
                           uint32_t lane, uint32_t *waker);
 
+/* shmrpc__os_loop_unwatch undoes a watch once the lane's armed call is
+ * over, before the lane is released: the lane's next holder may be another
+ * connection, and a wake-up the server leaves it must not reach (and be
+ * consumed by) this loop. */
+void shmrpc__os_loop_unwatch(shmrpc__os_loop *loop,
+                             shmrpc__os_service *service, uint32_t lane);
+
 /*
  * shmrpc__os_loop_drain consumes, without waiting, every wake-up the loop
  * holds for connection `service` and its timer, so that the waitable turns
@@ -339,8 +346,10 @@ int shmrpc__os_loop_drain(shmrpc__os_loop *loop, shmrpc__os_service *service);
  * (never with -1), replacing the last setting. */
 int shmrpc__os_loop_timer(shmrpc__os_loop *loop, int32_t ms);
 
-/* How often a caller waiting in a loop must look at its server's liveness
- * itself, in milliseconds: -1 where a dead server makes the loop ready. */
+/* How often a loop with calls in flight turns ready by itself, in
+ * milliseconds, for what no wake-up signals: a dead server where nothing
+ * tells the loop (Windows), a wake-up a hostile reader of a lane's FIFO
+ * took (POSIX). */
 int32_t shmrpc__os_loop_health_ms(void);
 
 /* ---- Threads ----------------------------------------------------------- */

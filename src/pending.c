@@ -51,7 +51,9 @@ struct shmrpc_pending {
   int answered;           /* OVER with its answer in the lane */
   int rc;                 /* OVER without one: the call's result */
   int wait_flags;         /* how to wait for the answer (from the ring) */
+  int gave_up;            /* why it gave up when an answer came anyway */
   uint32_t mark;          /* what arm stored in response_sleepers, or 0 */
+  int watched;            /* the loop watches its lane for it */
   shmrpc__deadline deadline; /* armed at start unless infinite */
   uint64_t health_ns;     /* next look at the server's liveness */
   shmrpc__os_lane_waiter waiter; /* its place in the queue, while QUEUED */
@@ -112,6 +114,10 @@ static void let_go(shmrpc_pending *call) {
       (void)shmrpc__cas32(
           &call->conn->lane[call->lane].request->response_sleepers,
           call->mark, 0u);
+    if (call->watched)
+      shmrpc__os_loop_unwatch(call->client->loop, call->conn->service,
+                              call->lane);
+    call->watched = 0;
     shmrpc__os_lane_release(call->conn->service, call->lane);
     call->holds_lane = 0;
   }
@@ -126,6 +132,13 @@ static void fail(shmrpc_pending *call, int rc) {
   call->rc = rc;
   if (rc == SHMRPC_ETIMEDOUT && reachable(call))
     shmrpc__conn_report_timeout(call->conn);
+}
+
+/* The call's answer is in its lane: it is over (finish copies it out). */
+static int answered(shmrpc_pending *call) {
+  call->state = PENDING_OVER;
+  call->answered = 1;
+  return 1;
 }
 
 /* Posts the call on its held lane if the lane is ready for it. */
@@ -193,34 +206,31 @@ static int progress(shmrpc_pending *call) {
   if (call->state == PENDING_OVER)
     return 1;
   if (call->state == PENDING_POSTED &&
-      shmrpc__conn_answered(conn, call->lane, call->seq)) {
-    call->state = PENDING_OVER;
-    call->answered = 1;
-    return 1;
-  }
+      shmrpc__conn_answered(conn, call->lane, call->seq))
+    return answered(call);
 
   /* Still in flight: its deadline, then its server. */
   now = shmrpc__os_now_ns();
   if (call->deadline.timeout_ms >= 0 && now >= call->deadline.end_ns) {
     if (call->state == PENDING_POSTED &&
         shmrpc__conn_abandon(conn, call->lane, call->seq)) {
-      call->state = PENDING_OVER; /* answered after all */
-      call->answered = 1;
-      return 1;
+      call->gave_up = SHMRPC_ETIMEDOUT;
+      return answered(call); /* after all */
     }
     fail(call, SHMRPC_ETIMEDOUT);
     return 1;
   }
   if (conn->suspect || conn->dead || now >= call->health_ns) {
     call->health_ns = now + (uint64_t)SHMRPC__SLICE_MS * 1000000u;
-    rc = shmrpc__conn_health(conn);
+    rc = call->state == PENDING_POSTED
+             ? shmrpc__conn_call_lost(conn, call->lane, call->seq)
+             : 0;
+    if (rc == 0)
+      rc = shmrpc__conn_health(conn);
     if (rc != 0) {
       if (call->state == PENDING_POSTED &&
-          shmrpc__conn_answered(conn, call->lane, call->seq)) {
-        call->state = PENDING_OVER; /* its last answer */
-        call->answered = 1;
-        return 1;
-      }
+          shmrpc__conn_answered(conn, call->lane, call->seq))
+        return answered(call); /* its last answer */
       fail(call, rc);
       return 1;
     }
@@ -378,12 +388,10 @@ int shmrpc_pending_wait(shmrpc_pending *call, int32_t timeout_ms) {
                                     call->wait_flags, &step);
       call->wait_flags = 0; /* a wake-up is paid once */
       if (rc < 0 && rc != SHMRPC_ETIMEDOUT) {
-        if (shmrpc__conn_answered(conn, call->lane, call->seq)) {
-          call->state = PENDING_OVER;
-          call->answered = 1;
-        } else {
+        if (shmrpc__conn_answered(conn, call->lane, call->seq))
+          (void)answered(call);
+        else
           fail(call, rc);
-        }
       }
       break;
     }
@@ -410,11 +418,15 @@ int shmrpc_pending_finish(shmrpc_pending *call, void *response,
   if (!progress(call))
     return SHMRPC_EAGAIN;
   shmrpc__client_clear_app_error();
-  if (call->answered && reachable(call))
+  if (call->answered && reachable(call)) {
     rc = shmrpc__conn_take_answer(call->client, call->conn, call->lane,
                                   response, response_cap, response_len);
-  else
+    /* The server's "withdrawn" for a call that gave up as it was taken. */
+    if (rc == SHMRPC_ECANCELED && call->gave_up != 0)
+      rc = call->gave_up;
+  } else {
     rc = call->rc;
+  }
   end_call(call);
   return rc;
 }
@@ -490,6 +502,7 @@ static int arm_call(shmrpc__os_loop *loop, shmrpc_pending *call) {
   int rc = shmrpc__os_loop_watch(loop, call->conn->service, call->lane, &waker);
   if (rc != 0)
     return rc;
+  call->watched = 1;
   /* The mark, then the last look: the server stores the answer, then
    * reads the mark, so one of the two sees the other. */
   call->mark = SHMRPC__SLEEPER_FD | (waker << 2);

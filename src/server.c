@@ -43,6 +43,7 @@ typedef struct shmrpc__worker {
   uint32_t next_lane;          /* where its next look starts */
   uint32_t calls_since_repair;
   int holds_role;              /* 1 while it holds the spinner's role */
+  uint32_t id;                 /* its name in the role word: 1, 2, ... */
   int woke_caller;             /* its last answer woke a sleeping caller */
   shmrpc__os_thread *thread;   /* NULL for the thread that called run() */
 } shmrpc__worker;
@@ -51,7 +52,8 @@ typedef struct shmrpc__worker {
 enum spinner_role {
   ROLE_FREE = 0,
   ROLE_SPINNING = 1, /* its holder looks at the lanes */
-  ROLE_BUSY = 2      /* its holder runs a handler, then looks again */
+  ROLE_BUSY = 2,     /* its holder runs a handler, then looks again */
+  ROLE_STATE = 3     /* the state's bits; the holder's id is above them */
 };
 
 struct shmrpc_server {
@@ -184,10 +186,13 @@ int shmrpc_server_create(shmrpc_server **out, const char *name,
   server->lane = calloc(lanes, sizeof(*server->lane));
   server->worker = calloc(workers, sizeof(*server->worker));
   rc = server->lane == NULL || server->worker == NULL ? SHMRPC_ENOMEM : 0;
-  for (i = 0; rc == 0 && i < workers; i++)
+  for (i = 0; rc == 0 && i < workers; i++) {
     rc = worker_init(&server->worker[i], server, options->spin_us);
+    server->worker[i].id = i + 1;
+  }
   if (rc == 0)
     rc = worker_init(&server->loop_worker, server, options->spin_us);
+  server->loop_worker.id = workers + 1;
   if (rc != 0) {
     server_free(server);
     return rc;
@@ -454,7 +459,9 @@ SHMRPC__HOT static int publish_answer(shmrpc_server *server, uint32_t lane,
   shmrpc__store32_sc(&answer->response_seq, seq);
   sleeper = shmrpc__load32_sc(&request->response_sleepers);
   if (SHMRPC__UNLIKELY(sleeper != 0)) {
-    shmrpc__store32_relaxed(&request->response_sleepers, 0u);
+    /* Lowered only if it is still what we saw: the lane's next caller may
+     * have raised its own mark meanwhile. */
+    (void)shmrpc__cas32(&request->response_sleepers, sleeper, 0u);
     if ((sleeper & SHMRPC__SLEEPER_MODE_MASK) == SHMRPC__SLEEPER_FD)
       shmrpc__os_waitable_wake(server->service, lane, sleeper >> 2);
     else
@@ -797,25 +804,36 @@ static void doorbell_add(shmrpc_server *server, uint32_t delta) {
  * to sleep counts itself asleep and then looks for a BUSY holder: one of
  * the two sees the other.
  */
-/* Takes the role: free (the doorbell learns of it), or from a holder busy
- * in a handler (the doorbell already says so). */
+/* The role word of `worker` holding the role in `state`. */
+static uint32_t role_of(const shmrpc__worker *worker, uint32_t state) {
+  return (worker->id << 2) | state;
+}
+
+/* Takes the role: its own already, free (the doorbell learns of it), or
+ * from a holder busy in a handler (the doorbell already says so). */
 static int become_spinner(shmrpc__worker *worker) {
   shmrpc_server *server = worker->server;
+  uint32_t seen;
   /* One worker: nobody to take its role over, nor to give it to. */
   if (worker->holds_role && server->workers == 1)
     return 1;
-  if (worker->holds_role) {
-    if (shmrpc__cas32(&server->spinning, ROLE_BUSY, ROLE_SPINNING))
-      return 1;
-    worker->holds_role = 0; /* another worker took it over */
-  }
-  if (shmrpc__cas32(&server->spinning, ROLE_FREE, ROLE_SPINNING)) {
+  seen = shmrpc__load32_sc(&server->spinning);
+  if (seen == role_of(worker, ROLE_SPINNING))
+    return 1; /* ours already (taken over before a sleep) */
+  if (seen == role_of(worker, ROLE_BUSY) &&
+      shmrpc__cas32(&server->spinning, seen, role_of(worker, ROLE_SPINNING)))
+    return 1;
+  worker->holds_role = 0; /* if it had it, another worker took it over */
+  if (shmrpc__cas32(&server->spinning, ROLE_FREE,
+                    role_of(worker, ROLE_SPINNING))) {
     doorbell_add(server, SHMRPC__SLEEPERS_ONE_SPINNER);
     worker->holds_role = 1;
     return 1;
   }
-  if (shmrpc__cas32(&server->spinning, ROLE_BUSY, ROLE_SPINNING)) {
-    worker->holds_role = 1;
+  seen = shmrpc__load32_sc(&server->spinning);
+  if ((seen & ROLE_STATE) == ROLE_BUSY &&
+      shmrpc__cas32(&server->spinning, seen, role_of(worker, ROLE_SPINNING))) {
+    worker->holds_role = 1; /* from a worker busy in a handler */
     return 1;
   }
   return 0;
@@ -826,12 +844,13 @@ static void spinner_found(shmrpc__worker *worker) {
   shmrpc_server *server = worker->server;
   if (server->workers == 1)
     return; /* its role stays as it is: see become_spinner */
-  if (!shmrpc__cas32(&server->spinning, ROLE_SPINNING, ROLE_BUSY)) {
+  if (!shmrpc__cas32(&server->spinning, role_of(worker, ROLE_SPINNING),
+                     role_of(worker, ROLE_BUSY))) {
     worker->holds_role = 0;
     return;
   }
   if (shmrpc__load32_sc(&server->asleep) != 0 &&
-      shmrpc__cas32(&server->spinning, ROLE_BUSY, ROLE_FREE)) {
+      shmrpc__cas32(&server->spinning, role_of(worker, ROLE_BUSY), ROLE_FREE)) {
     doorbell_add(server, (uint32_t)-SHMRPC__SLEEPERS_ONE_SPINNER);
     worker->holds_role = 0;
   }
@@ -889,27 +908,35 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
   /* A worker that could not spin gives up a busy role it still holds. */
   if (!spinner && worker->holds_role) {
     worker->holds_role = 0;
-    if (shmrpc__cas32(&server->spinning, ROLE_BUSY, ROLE_FREE) ||
-        shmrpc__cas32(&server->spinning, ROLE_SPINNING, ROLE_FREE))
+    if (shmrpc__cas32(&server->spinning, role_of(worker, ROLE_BUSY),
+                      ROLE_FREE) ||
+        shmrpc__cas32(&server->spinning, role_of(worker, ROLE_SPINNING),
+                      ROLE_FREE))
       doorbell_add(server, (uint32_t)-SHMRPC__SLEEPERS_ONE_SPINNER);
   }
 
   /* Asleep from now on, as the doorbell word says; then the last looks. */
   shmrpc__fetch_add32(&server->asleep, 1);
-  if (spinner) {
+  if (spinner && shmrpc__cas32(&server->spinning,
+                                role_of(worker, ROLE_SPINNING), ROLE_FREE)) {
     worker->holds_role = 0;
-    shmrpc__store32_sc(&server->spinning, ROLE_FREE);
     doorbell_add(server, 1u - SHMRPC__SLEEPERS_ONE_SPINNER);
   } else {
+    worker->holds_role = 0;
     doorbell_add(server, 1u);
   }
   /* A holder busy in a handler would make callers wait for it: take its
    * role over rather than sleep. */
-  if (shmrpc__cas32(&server->spinning, ROLE_BUSY, ROLE_SPINNING)) {
-    doorbell_add(server, (uint32_t)-1);
-    shmrpc__fetch_add32(&server->asleep, (uint32_t)-1);
-    worker->holds_role = 1;
-    return 0; /* serve_one looks again, as the spinner */
+  {
+    uint32_t seen = shmrpc__load32_sc(&server->spinning);
+    if ((seen & ROLE_STATE) == ROLE_BUSY &&
+        shmrpc__cas32(&server->spinning, seen,
+                      role_of(worker, ROLE_SPINNING))) {
+      doorbell_add(server, (uint32_t)-1);
+      shmrpc__fetch_add32(&server->asleep, (uint32_t)-1);
+      worker->holds_role = 1;
+      return 0; /* serve_one looks again, as the spinner */
+    }
   }
   /* Repair at the end of each idle slice (after the look that follows it:
    * a call that came as the slice ended must not wait for the pass), not

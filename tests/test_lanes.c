@@ -48,7 +48,10 @@ static void worker_main(void *arg) {
                        T_EXIT_MS);
       snprintf(want, sizeof(want), "fail %lu", (unsigned long)code);
       if (rc != SHMRPC_EAPP) {
-        w->unclean++;
+        if (w->unclean++ == 0) /* say what went wrong, once per thread */
+          print_error("thread %u, call %u: %s: %s\n", (unsigned)w->id,
+                      (unsigned)i, shmrpc_err_name(rc),
+                      shmrpc_error_message(rc));
       } else if (shmrpc_client_app_error(w->client, &message) !=
                      (int32_t)code ||
                  strcmp(message, want) != 0) {
@@ -62,9 +65,12 @@ static void worker_main(void *arg) {
     test_put_u64(req + 8, i);
     rc = shmrpc_call(w->client, T_ADD, req, 16, resp, sizeof(resp), &len,
                      T_EXIT_MS);
-    if (rc != 0)
-      w->unclean++;
-    else if (len != 8 ||
+    if (rc != 0) {
+      if (w->unclean++ == 0) /* say what went wrong, once per thread */
+        print_error("thread %u, call %u: %s: %s\n", (unsigned)w->id,
+                    (unsigned)i, shmrpc_err_name(rc),
+                    shmrpc_error_message(rc));
+    } else if (len != 8 ||
              test_get_u64(resp) != ((uint64_t)w->id << 32) + 2u * i)
       w->wrong_answers++;
     else
@@ -126,13 +132,14 @@ static void test_threads_share_a_handle(void **state) {
 
 typedef struct gated {
   shmrpc_client *client;
-  int rc;
+  volatile int rc; /* read by the test while the call may end */
 } gated;
 
 static void call_gate(void *arg) {
   gated *g = arg;
   unsigned char byte = 7;
-  g->rc = shmrpc_call(g->client, T_GATE, &byte, 1, &byte, 1, NULL, T_EXIT_MS);
+  int rc = shmrpc_call(g->client, T_GATE, &byte, 1, &byte, 1, NULL, T_EXIT_MS);
+  __atomic_store_n(&g->rc, rc, __ATOMIC_SEQ_CST);
 }
 
 /* A call that blocks in its handler holds one lane and one worker; calls
@@ -161,7 +168,8 @@ static void test_slow_call_blocks_no_one(void **state) {
     assert_int_equal(test_call_add(client, (uint64_t)i, 1), (uint64_t)i + 1);
     assert_int_equal(test_call_add(other, (uint64_t)i, 2), (uint64_t)i + 2);
   }
-  assert_int_equal(g.rc, -1); /* the slow call still runs */
+  /* the slow call still runs */
+  assert_int_equal(__atomic_load_n(&g.rc, __ATOMIC_SEQ_CST), -1);
   test_event_set(gate.release);
   test_thread_join(slow);
   assert_int_equal(g.rc, 0);
@@ -304,7 +312,7 @@ static void steady_main(void *arg) {
   shmrpc_client *client = NULL;
   uint64_t i = 0;
   assert_int_equal(shmrpc_client_open(&client, s->name, NULL, T_READY_MS), 0);
-  while (!s->stop) {
+  while (!__atomic_load_n(&s->stop, __ATOMIC_SEQ_CST)) {
     unsigned char req[16], resp[8];
     size_t len = 0;
     test_put_u64(req, i);
@@ -356,7 +364,7 @@ static void test_caller_dies_on_one_lane(void **state) {
                      before.recoveries + 1);
   }
   for (i = 0; i < 2; i++) {
-    callers[i].stop = 1;
+    __atomic_store_n(&callers[i].stop, 1, __ATOMIC_SEQ_CST);
     test_thread_join(threads[i]);
     assert_true(callers[i].right > 0);
     assert_int_equal(callers[i].failed, 0);

@@ -15,11 +15,12 @@
  *
  * What a writer of the mapping can do to a lock word: a value that fails
  * the check is garbage, taken over at once; a value naming a dead or free
- * token is taken over after a slice; a value naming the connection itself
- * that it does not hold is reclaimed by it. A value that names another
- * live connection, written on purpose, keeps that lane from others until
- * that connection's owner exits (the other lanes serve): no process can
- * tell a live connection that it does not hold a lane without asking it.
+ * token is taken over after a slice. A value that names a live connection
+ * (another, or the caller's own), written on purpose, keeps that lane from
+ * others until that connection closes (the other lanes serve): no process
+ * can tell a live connection that it does not hold a lane without asking
+ * it, and a connection's threads share its name, so even the connection
+ * cannot tell a forged word from one of its threads' holding.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -105,10 +106,7 @@ int posix_lane_free(const shmrpc__os_service *service, uint32_t lane) {
 static int claim(shmrpc__os_service *service, uint32_t lane, uint32_t seen) {
   volatile uint32_t *word = lock_of(service, lane);
   uint32_t mine = lock_word(service, service->token);
-  if (!shmrpc__cas32(word, seen, mine))
-    return 0;
-  shmrpc__store32_relaxed(&service->holding[lane].held, 1u);
-  return 1;
+  return shmrpc__cas32(word, seen, mine);
 }
 
 SHMRPC__HOT int posix_lane_take(shmrpc__os_service *service, uint32_t lane,
@@ -119,13 +117,11 @@ SHMRPC__HOT int posix_lane_take(shmrpc__os_service *service, uint32_t lane,
   token = word_token(service, seen);
   if (token == POSIX_TOKENS) /* garbage: nobody holds it */
     return claim(service, lane, seen) ? SHMRPC__ABANDONED : POSIX_LANE_BUSY;
-  if (token == service->token) {
-    /* Our name: if no thread of ours holds the lane, a writer forged it, or
-     * it is what our own token's dead former holder left. */
-    if (shmrpc__load32_relaxed(&service->holding[lane].held) != 0)
-      return POSIX_LANE_BUSY;
-    return claim(service, lane, seen) ? SHMRPC__ABANDONED : POSIX_LANE_BUSY;
-  }
+  /* Our own name: a thread of this connection holds the lane. (What a dead
+   * former holder of our token left was cleared when we took the token; a
+   * writer who forges our name pins the lane as any live name does.) */
+  if (token == service->token)
+    return POSIX_LANE_BUSY;
   if (prove_dead && !posix_token_alive(service, token))
     return claim(service, lane, seen) ? SHMRPC__ABANDONED : POSIX_LANE_BUSY;
   return POSIX_LANE_BUSY;
@@ -134,7 +130,6 @@ SHMRPC__HOT int posix_lane_take(shmrpc__os_service *service, uint32_t lane,
 void shmrpc__os_lane_release(shmrpc__os_service *service, uint32_t lane) {
   volatile uint32_t *word = lock_of(service, lane);
   uint32_t mine = lock_word(service, service->token);
-  shmrpc__store32_relaxed(&service->holding[lane].held, 0u);
   /* If someone rewrote the word meanwhile, leave it: it is not ours to
    * clear, and whoever it names is judged by its own token. */
   (void)shmrpc__cas32(word, mine, 0u);

@@ -157,6 +157,18 @@ int shmrpc__os_loop_watch(shmrpc__os_loop *loop, shmrpc__os_service *service,
   return 0;
 }
 
+void shmrpc__os_loop_unwatch(shmrpc__os_loop *loop,
+                             shmrpc__os_service *service, uint32_t lane) {
+  uint64_t bit = (uint64_t)1 << lane;
+  (void)loop;
+  if (service->forked || lane >= service->lanes ||
+      !(__atomic_fetch_and(&service->watched, ~bit, __ATOMIC_SEQ_CST) & bit))
+    return;
+  POSIX_COUNT_SYSCALL();
+  (void)epoll_ctl(service->epoll_fd, EPOLL_CTL_DEL, service->lane_fifo[lane],
+                  NULL);
+}
+
 int shmrpc__os_loop_drain(shmrpc__os_loop *loop, shmrpc__os_service *service) {
   struct epoll_event events[SHMRPC_MAX_LANES];
   uint64_t expirations;
@@ -215,4 +227,7 @@ int shmrpc__os_loop_timer(shmrpc__os_loop *loop, int32_t ms) {
   return 0;
 }
 
-int32_t shmrpc__os_loop_health_ms(void) { return -1; }
+/* A dead server makes the loop ready (end of file on the FIFOs), and a lane
+ * is watched only while its holder's call is armed: only a hostile reader
+ * of a FIFO can take a wake-up, and this bounds what that costs. */
+int32_t shmrpc__os_loop_health_ms(void) { return 250; }

@@ -147,12 +147,6 @@ struct shmrpc__os_service {
   ino_t ino[3];                  /* and lock objects, to remove only ours */
   uid_t owner;                   /* the user owning the names */
   char name[SHMRPC_NAME_MAX + 1];
-  /* Client: the lanes some thread of this connection holds, one flag per
-   * cache line so that threads on different lanes do not share a line. */
-  struct {
-    volatile uint32_t held;
-    uint8_t pad[POSIX_LINE - 4];
-  } holding[SHMRPC_MAX_LANES];
   shmrpc__os_service *registry_next; /* fork.c's list of open services */
   shmrpc__os_service *registry_prev;
 };

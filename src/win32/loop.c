@@ -115,6 +115,13 @@ int shmrpc__os_loop_watch(shmrpc__os_loop *loop, shmrpc__os_service *service,
   return 0;
 }
 
+void shmrpc__os_loop_unwatch(shmrpc__os_loop *loop,
+                             shmrpc__os_service *service, uint32_t lane) {
+  (void)loop; /* the waker id in the lane is the only watch */
+  (void)service;
+  (void)lane;
+}
+
 int shmrpc__os_loop_drain(shmrpc__os_loop *loop, shmrpc__os_service *service) {
   (void)loop; /* the loop's wait on an auto-reset event consumed the set */
   (void)service;
