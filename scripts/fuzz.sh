@@ -45,11 +45,14 @@ pid=
 # a timeout or an interrupt leaves the name behind. Remove this run's name,
 # and any other fuzz-<pid> whose process is gone (-jobs workers, a
 # reproducer run by hand), never the name of a fuzzer still running.
+# A service is several names (shmrpc.NAME, shmrpc.NAME@calls, @lock, @req,
+# one FIFO per lane): all of them go.
 cleanup() {
   local path owner
-  [ -n "$pid" ] && rm -f "/dev/shm/shmrpc.fuzz-$pid"
+  [ -n "$pid" ] && rm -f "/dev/shm/shmrpc.fuzz-$pid" "/dev/shm/shmrpc.fuzz-$pid@"*
   for path in /dev/shm/shmrpc.fuzz-*; do
     owner=${path##*/shmrpc.fuzz-}
+    owner=${owner%%@*}
     [[ $owner =~ ^[0-9]+$ ]] && [ ! -d "/proc/$owner" ] && rm -f "$path"
   done
   return 0

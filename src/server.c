@@ -355,7 +355,7 @@ uint32_t shmrpc_reply_method(const shmrpc_reply *reply) {
 }
 
 int32_t shmrpc_reply_timeout(shmrpc_reply *reply) {
-  uint64_t now;
+  uint64_t now, left_ms;
   if (reply == NULL)
     return 0;
   if (reply->deadline_ns == 0) {
@@ -368,7 +368,10 @@ int32_t shmrpc_reply_timeout(shmrpc_reply *reply) {
   now = shmrpc__os_now_ns();
   if (now >= reply->deadline_ns)
     return 0;
-  return (int32_t)((reply->deadline_ns - now) / 1000000u);
+  /* A caller's deadline comes from the calls area: a writer may put it
+   * farther than any timeout reaches. */
+  left_ms = (reply->deadline_ns - now) / 1000000u;
+  return left_ms > (uint64_t)INT32_MAX ? INT32_MAX : (int32_t)left_ms;
 }
 
 /* An empty reply. message[] is left as it is: message_len says how much of
