@@ -565,10 +565,11 @@ SHMRPC__COLD static int take_other_answer(shmrpc_client *client,
   }
 }
 
-SHMRPC__HOT int shmrpc__conn_take_answer(shmrpc_client *client,
-                                         shmrpc__conn *conn, uint32_t index,
-                                         void *response, size_t response_cap,
-                                         size_t *response_len) {
+/* shmrpc__conn_take_answer, inline for the blocking call. */
+SHMRPC__HOT static inline int take_answer(shmrpc_client *client,
+                                          shmrpc__conn *conn, uint32_t index,
+                                          void *response, size_t response_cap,
+                                          size_t *response_len) {
   const shmrpc__lane *lane = &conn->lane[index];
   const shmrpc__answer_line *answer = lane->answer;
   int32_t status = (int32_t)shmrpc__load32_relaxed(
@@ -583,8 +584,14 @@ SHMRPC__HOT int shmrpc__conn_take_answer(shmrpc_client *client,
   if (len > SHMRPC__INLINE_MAX)
     memcpy(response, lane->response, len);
   else if (len > 0) /* response may be NULL when len is 0 */
-    memcpy(response, answer->response_inline, len);
+    shmrpc__copy_small(response, answer->response_inline, len);
   return 0;
+}
+
+int shmrpc__conn_take_answer(shmrpc_client *client, shmrpc__conn *conn,
+                             uint32_t index, void *response,
+                             size_t response_cap, size_t *response_len) {
+  return take_answer(client, conn, index, response, response_cap, response_len);
 }
 
 SHMRPC__COLD int shmrpc__conn_abandon(shmrpc__conn *conn, uint32_t index,
@@ -613,11 +620,10 @@ SHMRPC__HOT static int ring(shmrpc__conn *conn) {
   return flags;
 }
 
-SHMRPC__HOT uint32_t shmrpc__conn_post(shmrpc__conn *conn, uint32_t index,
-                                       uint32_t method, const void *request,
-                                       size_t request_len,
-                                       const shmrpc__deadline *deadline,
-                                       int *wait_flags) {
+/* shmrpc__conn_post, inline for the blocking call. */
+SHMRPC__HOT static inline uint32_t
+post(shmrpc__conn *conn, uint32_t index, uint32_t method, const void *request,
+     size_t request_len, const shmrpc__deadline *deadline, int *wait_flags) {
   uint32_t seq = shmrpc__lane_post(&conn->lane[index], method, request,
                                    request_len, deadline);
   if (SHMRPC__UNLIKELY(seq == 0)) {
@@ -628,6 +634,12 @@ SHMRPC__HOT uint32_t shmrpc__conn_post(shmrpc__conn *conn, uint32_t index,
   }
   *wait_flags = ring(conn);
   return seq;
+}
+
+uint32_t shmrpc__conn_post(shmrpc__conn *conn, uint32_t index, uint32_t method,
+                           const void *request, size_t request_len,
+                           const shmrpc__deadline *deadline, int *wait_flags) {
+  return post(conn, index, method, request, request_len, deadline, wait_flags);
 }
 
 SHMRPC__HOT int shmrpc__conn_wait_answer(shmrpc__conn *conn, uint32_t index,
@@ -706,8 +718,7 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
       goto release;
   }
 
-  seq = shmrpc__conn_post(conn, index, method, request, request_len,
-                          &deadline, &wait_flags);
+  seq = post(conn, index, method, request, request_len, &deadline, &wait_flags);
   if (SHMRPC__UNLIKELY(seq == 0)) {
     rc = SHMRPC_EPROTO;
     goto release;
@@ -725,16 +736,14 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
       goto release;
     /* Answered as we gave up: the answer, unless it is the server's
      * "withdrawn" (it saw our withdrawal after it took the call). */
-    rc = shmrpc__conn_take_answer(client, conn, index, response, response_cap,
-                                  response_len);
+    rc = take_answer(client, conn, index, response, response_cap, response_len);
     if (rc == SHMRPC_ECANCELED)
       rc = why;
     goto release;
   }
   SHMRPC__FAULT("client_answered");
 
-  rc = shmrpc__conn_take_answer(client, conn, index, response, response_cap,
-                                response_len);
+  rc = take_answer(client, conn, index, response, response_cap, response_len);
 
 release:
   shmrpc__os_lane_release(conn->service, index);

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "atomic.h"
 #include "compiler.h"
@@ -41,6 +42,30 @@
 #else
 #define SHMRPC__THREAD_LOCAL_FAST SHMRPC__THREAD_LOCAL
 #endif
+
+/* Copies n bytes, n at most 32 (SHMRPC__INLINE_MAX): a message that rides
+ * in its line. Fixed-size copies the compiler inlines, two of them
+ * overlapping where n is not a power of two, instead of a call to memcpy
+ * that costs more than the copy. */
+static inline void shmrpc__copy_small(void *dst, const void *src, size_t n) {
+  unsigned char *d = (unsigned char *)dst;
+  const unsigned char *s = (const unsigned char *)src;
+  if (n >= 16) {
+    memcpy(d, s, 16);
+    memcpy(d + n - 16, s + n - 16, 16);
+  } else if (n >= 8) {
+    memcpy(d, s, 8);
+    memcpy(d + n - 8, s + n - 8, 8);
+  } else if (n >= 4) {
+    memcpy(d, s, 4);
+    memcpy(d + n - 4, s + n - 4, 4);
+  } else if (n > 0) {
+    d[0] = s[0];
+    d[n / 2] = s[n / 2];
+    d[n - 1] = s[n - 1];
+  }
+}
+_Static_assert(SHMRPC__INLINE_MAX <= 32, "shmrpc__copy_small copies 32 bytes");
 
 /* ---- Errors with details (error.c) ------------------------------------- */
 
@@ -235,31 +260,6 @@ static inline unsigned char *shmrpc__area_payload(void *calls, uint32_t lanes,
 void shmrpc__add_reported(shmrpc_stats *stats,
                           const shmrpc__calls_header *calls);
 
-/* ---- A lane, as a caller sees it (lane.c) ------------------------------ */
-
-/* Where one lane's words are, for a caller. */
-typedef struct shmrpc__lane {
-  shmrpc__request_line *request;      /* calls area: ours to write */
-  const shmrpc__answer_line *answer;  /* server area: read-only, untrusted */
-  unsigned char *payload;             /* calls area */
-  const unsigned char *response;      /* server area */
-  const char *message;                /* server area */
-} shmrpc__lane;
-
-/* The lane is as a finished call leaves it: nothing posted, or the last
- * call posted, taken and answered. */
-int shmrpc__lane_idle(const shmrpc__lane *lane);
-/* The server has answered every call it took on the lane. */
-int shmrpc__lane_not_busy(const shmrpc__lane *lane);
-/* Withdraws posted call `seq` (FREE first, then a look at taken_seq; the
- * server does the mirror image). Returns 1 if withdrawn, 0 if the server
- * has taken it. */
-int shmrpc__lane_withdraw(shmrpc__lane *lane, uint32_t seq);
-/* Writes the request and posts it; returns the call's sequence number, or
- * 0 if another caller posted on the lane meanwhile (a writer broke its
- * lock). */
-uint32_t shmrpc__lane_post(shmrpc__lane *lane, uint32_t method,
-                           const void *request, size_t request_len,
-                           const shmrpc__deadline *deadline);
+#include "lane.h"
 
 #endif /* SHMRPC_CORE_H */

@@ -1,21 +1,10 @@
 /*
  * A lane, as the caller that holds it sees it: the slot protocol of
  * layout.h, one lane at a time. The lane's lock (which caller holds it) is
- * the backend's; this file only reads and writes the lane's lines.
+ * the backend's; this file only reads and writes the lane's lines. What
+ * every call does (is the lane idle, post) is inline, in lane.h.
  */
-#include <string.h>
-
 #include "core.h"
-
-SHMRPC__HOT int shmrpc__lane_idle(const shmrpc__lane *lane) {
-  uint32_t state = shmrpc__load32_sc(&lane->request->slot_state);
-  uint32_t posted = shmrpc__load32(&lane->request->call_seq);
-  uint32_t taken = shmrpc__load32_sc(&lane->answer->taken_seq);
-  if (state != SHMRPC__SLOT_FREE &&
-      (state != SHMRPC__SLOT_POSTED || posted != taken))
-    return 0;
-  return shmrpc__load32_sc(&lane->answer->response_seq) == taken;
-}
 
 SHMRPC__HOT int shmrpc__lane_not_busy(const shmrpc__lane *lane) {
   return shmrpc__load32_sc(&lane->answer->response_seq) ==
@@ -27,43 +16,4 @@ SHMRPC__HOT int shmrpc__lane_not_busy(const shmrpc__lane *lane) {
 int shmrpc__lane_withdraw(shmrpc__lane *lane, uint32_t seq) {
   shmrpc__store32_sc(&lane->request->slot_state, SHMRPC__SLOT_FREE);
   return shmrpc__load32_sc(&lane->answer->taken_seq) != seq;
-}
-
-SHMRPC__HOT uint32_t shmrpc__lane_post(shmrpc__lane *lane, uint32_t method,
-                                       const void *request, size_t request_len,
-                                       const shmrpc__deadline *deadline) {
-  shmrpc__request_line *line = lane->request;
-  /* The new sequence number publishes the call (the state may still say
-   * POSTED from the last call); POSTED follows for a lane that was
-   * withdrawn. It is never one the answer line already carries (the lane
-   * is idle: taken_seq == response_seq): a writer who set call_seq just
-   * below it would otherwise hand us the last call's answer. Nor 0, the
-   * fresh lane's "nothing". */
-  uint32_t previous = shmrpc__load32_relaxed(&line->call_seq);
-  uint32_t answered = shmrpc__load32_relaxed(&lane->answer->response_seq);
-  uint32_t seq = previous + 1u;
-  while (SHMRPC__UNLIKELY(seq == answered || seq == 0))
-    seq++;
-  if (request_len > SHMRPC__INLINE_MAX)
-    memcpy(lane->payload, request, request_len);
-  else if (request_len > 0) /* request may be NULL when request_len is 0 */
-    memcpy(line->request_inline, request, request_len);
-  shmrpc__store32_relaxed(&line->method, method);
-  shmrpc__store32_relaxed(&line->request_len, (uint32_t)request_len);
-  /* The deadline travels with the call; reading the clock for it would
-   * cost the hot path, so an unarmed one goes as the timeout alone. */
-  shmrpc__store32_relaxed((volatile uint32_t *)&line->timeout_ms,
-                          (uint32_t)deadline->timeout_ms);
-  shmrpc__store64(&line->deadline_ns, deadline->armed &&
-                                              deadline->timeout_ms >= 0
-                                          ? deadline->end_ns
-                                          : 0u);
-  /* Only one caller can post a sequence number: if a writer let a second
-   * caller onto this lane, one of the two fails here instead of both
-   * taking the one answer. */
-  if (SHMRPC__UNLIKELY(!shmrpc__cas32(&line->call_seq, previous, seq)))
-    return 0;
-  if (shmrpc__load32_relaxed(&line->slot_state) != SHMRPC__SLOT_POSTED)
-    shmrpc__store32_sc(&line->slot_state, SHMRPC__SLOT_POSTED);
-  return seq;
 }

@@ -496,7 +496,8 @@ SHMRPC__HOT static int answer_call(shmrpc_server *server, uint32_t lane,
   shmrpc__store32_relaxed(&answer->response_len, response_len);
   /* A small answer rides in this line: the caller then reads no other. */
   if (response_len <= SHMRPC__INLINE_MAX)
-    memcpy(answer->response_inline, reply->response, response_len);
+    shmrpc__copy_small(answer->response_inline, reply->response,
+                       response_len);
   /* Count before publishing, so a caller that has its answer sees it
    * counted even if the server dies the next instant. One worker serves a
    * lane at a time: plain increments will do. */
@@ -766,12 +767,14 @@ SHMRPC__HOT static int serve_lane(shmrpc__worker *worker, uint32_t lane) {
   if (request_len > server->capacity) {
     status = SHMRPC_ETOOBIG;
   } else {
-    memcpy(worker->request_copy,
-           request_len <= SHMRPC__INLINE_MAX
-               ? request->request_inline
-               : shmrpc__area_payload(server->calls_area, server->lanes,
-                                      server->capacity, lane),
-           request_len);
+    if (request_len <= SHMRPC__INLINE_MAX)
+      shmrpc__copy_small(worker->request_copy, request->request_inline,
+                         request_len);
+    else
+      memcpy(worker->request_copy,
+             shmrpc__area_payload(server->calls_area, server->lanes,
+                                  server->capacity, lane),
+             request_len);
     shmrpc__bump64(
         &shmrpc__area_lane_info(server->server_area, server->lanes, lane)
              ->bytes_in,

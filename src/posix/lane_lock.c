@@ -81,6 +81,7 @@ int posix_token_take(shmrpc__os_service *service) {
                                   service->name, strerror(errno));
     }
     service->token = token;
+    service->lock_mine = lock_word(service, token);
     /* A connection that held this token before us is dead (the kernel gave
      * us its lock): lanes it still holds are free. The slot protocol
      * repairs them when someone takes them. */
@@ -105,7 +106,7 @@ int posix_lane_free(const shmrpc__os_service *service, uint32_t lane) {
 /* Claims `lane` for this connection by replacing `seen` with our word. */
 static int claim(shmrpc__os_service *service, uint32_t lane, uint32_t seen) {
   volatile uint32_t *word = lock_of(service, lane);
-  uint32_t mine = lock_word(service, service->token);
+  uint32_t mine = service->lock_mine;
   return shmrpc__cas32(word, seen, mine);
 }
 
@@ -129,7 +130,7 @@ SHMRPC__HOT int posix_lane_take(shmrpc__os_service *service, uint32_t lane,
 
 void shmrpc__os_lane_release(shmrpc__os_service *service, uint32_t lane) {
   volatile uint32_t *word = lock_of(service, lane);
-  uint32_t mine = lock_word(service, service->token);
+  uint32_t mine = service->lock_mine;
   /* If someone rewrote the word meanwhile, leave it: it is not ours to
    * clear, and whoever it names is judged by its own token. */
   (void)shmrpc__cas32(word, mine, 0u);

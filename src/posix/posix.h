@@ -133,6 +133,7 @@ struct shmrpc__os_service {
   volatile int forked;           /* set in a fork() child */
   uint32_t lanes;
   uint32_t token;                /* client: its token index */
+  uint32_t lock_mine;            /* client: its lane lock word */
   uint32_t lock_check;           /* 32 bits of the generation */
   uint64_t watched;              /* client: lanes whose FIFO is in epoll_fd */
   volatile int loop_state;       /* client: enum posix_loop_state */
