@@ -32,6 +32,7 @@
 #include <wchar.h>
 #else
 #include <sys/wait.h>
+#include <unistd.h>
 #endif
 
 #ifndef SHMRPC_TOOL_PATH
@@ -628,6 +629,20 @@ static void test_ping(void **state) {
   /* Larger than the slot: a bad argument for this service. */
   run_tool(&run, 1, "ping %s --size 5000", name);
   expect_error(&run, 2);
+
+  /* --server-user is taken as an option like the others (it once made
+   * the tool print the usage and exit 0), and its user is checked. */
+  run_tool(&run, 1, "ping --server-user nosuchuser-shmrpc %s -n 1", name);
+  expect_error(&run, 2);
+  expect_contains(run.out, "nosuchuser-shmrpc");
+#ifndef _WIN32
+  run_tool(&run, 0, "ping --server-user %u -n 2 %s", (unsigned)geteuid(),
+           name);
+  assert_int_equal(run.exit_code, 0);
+  expect_contains(run.out, "2 round trips");
+  assert_int_equal(shmrpc_server_stats(ts.server, &stats), 0);
+  assert_int_equal(stats.calls, 10);
+#endif
   test_server_thread_stop(&ts);
 }
 

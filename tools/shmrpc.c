@@ -24,7 +24,8 @@ enum {
   OPT_ALL = 1u << 3,
   OPT_GLOBAL = 1u << 4,
   OPT_FORMAT = 1u << 5, /* call --in, --out */
-  OPT_SERVER_USER = 1u << 6
+  OPT_SERVER_USER = 1u << 6,
+  OPT_LAST = OPT_SERVER_USER
 };
 
 typedef struct tool_command {
@@ -254,7 +255,9 @@ int tool_parse_long(const char *text, long min, long max, long *out) {
   return 0;
 }
 
-#define OPTION_KINDS 6 /* the OPT_* flags */
+#define OPTION_KINDS 7 /* the OPT_* flags */
+_Static_assert(1u << (OPTION_KINDS - 1) == OPT_LAST,
+               "OPTION_KINDS counts the OPT_* flags");
 
 /* The command line as given: options in any order around the operands. */
 typedef struct parsed_line {

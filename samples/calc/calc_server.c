@@ -130,16 +130,17 @@ static const char help[] =
 
 /* Evaluates one line of standard input and prints the result. */
 static void eval_line(char *line) {
-  char msg[SHMRPC_MESSAGE_MAX + 1];
+  char msg[SHMRPC_MESSAGE_MAX + 1], out[SHMRPC_MESSAGE_MAX + 16];
   size_t len = strcspn(line, "\r\n");
   int64_t result = 0;
   line[len] = '\0';
   if (len == 0)
     return;
   if (calc_eval(line, len, &result, msg, sizeof(msg)) != 0)
-    printf("error: %s\n", msg);
+    snprintf(out, sizeof(out), "error: %s", msg);
   else
-    printf("= %lld\n", (long long)result);
+    snprintf(out, sizeof(out), "= %lld", (long long)result);
+  puts(out);
   fflush(stdout);
 }
 
