@@ -115,7 +115,10 @@ int shmrpc__deadline_expired(shmrpc__deadline *deadline);
 typedef struct shmrpc__spin {
   uint64_t max_ns;     /* configured window; 0 never spins */
   uint64_t window_ns;  /* current window */
-  uint64_t slept_since_ns; /* start of a sleep not judged yet; 0 if none */
+  /* The server's: the start of a sleep it judges at its next wait rather
+   * than on waking (the first clock read after a long sleep costs about
+   * half a microsecond, which every cold call would pay); 0 if none. */
+  uint64_t slept_since_ns;
   uint32_t crowd_max;  /* spin while at most this many callers wait */
 } shmrpc__spin;
 
@@ -142,13 +145,7 @@ void shmrpc__spin_paid(shmrpc__spin *spin);
 
 /* How shmrpc__wait ended up waiting. */
 enum shmrpc__wait_flags {
-  SHMRPC__WAIT_NO_SPIN = 1,      /* go straight to the kernel this time */
-  SHMRPC__WAIT_HEALTH_FIRST = 2, /* call health() before the first sleep too */
-  /* Judge a sleep's length at the next wait rather than on waking: the
-   * first clock read after a long sleep costs about half a microsecond,
-   * which the server would otherwise add to every cold call. The length
-   * judged then includes the work done in between (the handler). */
-  SHMRPC__WAIT_JUDGE_LATER = 4
+  SHMRPC__WAIT_NO_SPIN = 1 /* go straight to the kernel this time */
 };
 
 /* How a waiter tells the peer that it sleeps, so that the peer sets the
@@ -167,10 +164,10 @@ typedef struct shmrpc__sleep {
  * shmrpc__wait waits until ready(ctx) returns non-zero and returns that
  * value. It spins for the spin window (never past the deadline), then
  * sleeps on the event in slices of slice_ms, telling the peer through
- * *how. After each slice (and before the first one with
- * SHMRPC__WAIT_HEALTH_FIRST) it calls health(ctx) if not NULL; a negative
- * result ends the wait with that result; while spinning it calls health
- * once per slice too. At the deadline it returns SHMRPC_ETIMEDOUT. ready()
+ * *how. After each slice it calls health(ctx) if not NULL; a negative
+ * result ends the wait with that result. A spin is shorter than a slice
+ * (SHMRPC_MAX_SPIN_US), so it calls no health. At the deadline it returns
+ * SHMRPC_ETIMEDOUT. ready()
  * must load the state it tests with a sequentially consistent load (the
  * sleepers handshake relies on it).
  */

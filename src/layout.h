@@ -42,7 +42,9 @@
  * lane's lock):
  *
  * A call is posted by writing the request, method, length, then call_seq =
- * previous + 1, then slot_state = POSTED. The server takes a posted call
+ * previous + 1 (skipping 0 and the sequence number the lane last answered)
+ * by a compare-and-swap, then slot_state = POSTED if it is not already. The
+ * server takes a posted call
  * whose call_seq it has not taken yet by storing taken_seq, then looks at
  * slot_state again; it answers by storing the result, then response_seq.
  * The lane is busy while taken_seq != response_seq.
@@ -136,7 +138,8 @@ typedef struct shmrpc__stats_line {
   uint64_t timeouts;   /* calls that timed out in a client (reported) */
   uint64_t recoveries; /* lane locks taken over from dead clients (reported) */
   uint64_t repairs;    /* repair passes that put something back */
-  uint64_t withdrawn;  /* calls withdrawn before the server took them */
+  uint64_t withdrawn;  /* calls the server found withdrawn as it took them
+                          (a withdrawal it never saw is not counted) */
   uint64_t reserved[4];
 } shmrpc__stats_line;
 

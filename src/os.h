@@ -29,7 +29,7 @@ typedef struct shmrpc__os_service shmrpc__os_service;
 typedef struct shmrpc__os_thread shmrpc__os_thread;
 
 /* A lane acquired from an owner that died holding it: the caller owns it
- * now and must repair the slot (prepare_slot does). */
+ * now; shmrpc__conn_prepare_wait repairs the slot if it is not idle. */
 #define SHMRPC__ABANDONED 1
 
 /* Events. The request event is the service's doorbell: any number of

@@ -56,7 +56,7 @@ void shmrpc__spin_init(shmrpc__spin *spin, int32_t spin_us) {
 
 static int sleep_until(shmrpc__os_service *service, const shmrpc__sleep *how,
                        int (*ready)(void *ctx), int (*health)(void *ctx),
-                       void *ctx, int flags, shmrpc__deadline *deadline,
+                       void *ctx, shmrpc__deadline *deadline,
                        int32_t slice_ms);
 
 /* Spins up to the window, and never past the deadline; returns ready()'s
@@ -119,11 +119,6 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
   uint64_t start = 0;
   if (result != 0)
     return result;
-  if (spin->slept_since_ns != 0) {
-    start = shmrpc__os_now_ns();
-    shmrpc__spin_judge(spin, start - spin->slept_since_ns);
-    spin->slept_since_ns = 0;
-  }
   /* A wait that can spin learns from how long it then sleeps; any other
    * goes to the kernel without reading the clock here (sleep_until arms
    * the deadline with the one read it needs). */
@@ -167,16 +162,11 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
     }
   }
 
-  result = sleep_until(service, how, ready, health, ctx, flags, deadline,
-                       slice_ms);
+  result = sleep_until(service, how, ready, health, ctx, deadline, slice_ms);
   if (counted)
     shmrpc__fetch_add32(how->crowd, (uint32_t)-1);
-  if (judging) {
-    if (flags & SHMRPC__WAIT_JUDGE_LATER)
-      spin->slept_since_ns = start;
-    else
-      shmrpc__spin_judge(spin, shmrpc__os_now_ns() - start);
-  }
+  if (judging)
+    shmrpc__spin_judge(spin, shmrpc__os_now_ns() - start);
   return result;
 }
 
@@ -202,14 +192,9 @@ SHMRPC__HOT static int sleep_until(shmrpc__os_service *service,
                                    const shmrpc__sleep *how,
                                    int (*ready)(void *ctx),
                                    int (*health)(void *ctx), void *ctx,
-                                   int flags, shmrpc__deadline *deadline,
+                                   shmrpc__deadline *deadline,
                                    int32_t slice_ms) {
   int result;
-  if ((flags & SHMRPC__WAIT_HEALTH_FIRST) && health != NULL) {
-    result = health(ctx);
-    if (result < 0)
-      return result;
-  }
   for (;;) {
     int32_t slice = shmrpc__deadline_slice(deadline, slice_ms);
     uint32_t prepared;

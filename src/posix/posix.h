@@ -16,8 +16,8 @@
  *                       queue, per lane a lock word and an event word), then
  *                       the calls area. Read-write for whoever may call
  *                       (0600, 0660, 0666). Each client connection holds an
- *                       OFD write lock on one byte past its end (its token,
- *                       at POSIX_TOKEN_BASE + index) for its lifetime.
+ *                       OFD write lock on one byte far past its end (its
+ *                       token, at POSIX_TOKEN_BASE + index) for its lifetime.
  *   shmrpc.NAME@lock    owner-only (0600): the server holds an OFD write lock
  *                       on it for its lifetime. Whoever gets that lock owns
  *                       the name: it may remove and re-create the rest. No

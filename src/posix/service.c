@@ -669,9 +669,7 @@ int shmrpc__os_service_open(const char *name,
   /* The calls object must be the very one the server made. */
   posix_path(path, sizeof(path), name, "@calls");
   rc = object_open(path, O_RDWR, &service->calls_fd, &st);
-  if (rc == SHMRPC_ENOSERVER)
-    rc = SHMRPC_ENOSERVER; /* the server is going */
-  if (rc != 0)
+  if (rc != 0) /* SHMRPC_ENOSERVER: the server is going */
     goto fail;
   if ((uint64_t)st.st_dev != prefix.calls_dev ||
       (uint64_t)st.st_ino != prefix.calls_ino || st.st_uid != service->owner) {
