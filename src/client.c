@@ -70,6 +70,16 @@ static int conn_check(shmrpc__conn *conn, size_t server_size,
     return shmrpc__error_detail(SHMRPC_EPROTO,
                                 "not a shmrpc service of protocol %u",
                                 SHMRPC__PROTOCOL_VERSION);
+  /* The backend takes and wakes the lanes its own prefix counts: a header
+   * that says fewer would let it hand out a lane this connection has no
+   * words for. */
+  if (lanes != shmrpc__os_service_lanes(conn->service))
+    return shmrpc__error_detail(SHMRPC_EPROTO,
+                                "the service's header says %u lanes, its "
+                                "objects were made for %u",
+                                (unsigned)lanes,
+                                (unsigned)shmrpc__os_service_lanes(
+                                    conn->service));
   want_server = shmrpc__server_size(capacity, lanes);
   want_calls = shmrpc__calls_size(capacity, lanes);
   if (want_server > server_size || want_calls > calls_size)

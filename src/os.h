@@ -169,6 +169,11 @@ int shmrpc__os_server_alive(shmrpc__os_service *service);
  */
 int shmrpc__os_service_forked(const shmrpc__os_service *service);
 
+/* The lanes the backend's own objects were made for (its prefix says so):
+ * the lanes it takes, locks and wakes. A connection whose header says
+ * another number is refused. */
+uint32_t shmrpc__os_service_lanes(const shmrpc__os_service *service);
+
 /*
  * shmrpc__os_service_repair puts back what the backend owns and a writer
  * may have changed (its own header words, the size of an object someone

@@ -629,6 +629,51 @@ static int role_victim(int argc, char **argv) {
   return 0;
 }
 
+/* A header that counts fewer lanes than the backend's objects were made
+ * for (written by the server's user) is refused at connect: the backend
+ * would hand out a lane the connection has no words for. The server's
+ * repair pass may put the count back between our write and the open, so
+ * the write is made again until one open meets it. */
+static void test_header_lanes_disagree(void **state) {
+  const char *extra[] = {"lanes=4", NULL};
+  const char *name = test_service_name("lanes");
+  test_proc *server = test_spawn_server_args(name, "4096", extra);
+  volatile uint32_t *lanes;
+  shmrpc_client *client = NULL;
+  int64_t end = test_now_ms() + T_EXIT_MS;
+  mapped map;
+  int refused = 0;
+  (void)state;
+  assert_int_equal(map_objects(name, &map), 0);
+  assert_non_null(map.base[SERVER]);
+#ifndef _WIN32
+  lanes = &((shmrpc__header *)(map.base[SERVER] + POSIX_SERVER_PREFIX))->lanes;
+#else
+  lanes = &((shmrpc__header *)(map.base[SERVER] + WIN_PREFIX))->lanes;
+#endif
+  assert_int_equal(*lanes, 4);
+  while (!refused) {
+    int rc;
+    *lanes = 2;
+    rc = shmrpc_client_open(&client, name, NULL, 0);
+    if (rc == SHMRPC_EPROTO) {
+      assert_non_null(strstr(shmrpc_error_message(rc), "lanes"));
+      refused = 1;
+    } else {
+      assert_int_equal(rc, 0); /* the repair pass was first */
+      shmrpc_client_close(client);
+      client = NULL;
+      assert_true(test_now_ms() < end);
+    }
+  }
+  *lanes = 4;
+  assert_int_equal(shmrpc_client_open(&client, name, NULL, T_READY_MS), 0);
+  assert_int_equal(test_call_add(client, 2, 3), 5);
+  test_stop_server(client, server);
+  shmrpc_client_close(client);
+  test_proc_free(server);
+}
+
 /* A victim holding lanes while the writer rewrites the lanes' locks and the
  * whole calls area: its private memory is untouched and it does not crash.
  * No word of the mapping is ever followed as a pointer or trusted as a
@@ -676,6 +721,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_each_region),
       cmocka_unit_test(test_all_control_fields),
       cmocka_unit_test(test_everything),
+      cmocka_unit_test(test_header_lanes_disagree),
       cmocka_unit_test(test_victim_memory),
   };
   int helper;

@@ -147,6 +147,10 @@ int shmrpc__os_service_forked(const shmrpc__os_service *service) {
   return service->forked;
 }
 
+uint32_t shmrpc__os_service_lanes(const shmrpc__os_service *service) {
+  return service->lanes;
+}
+
 /* ---- Objects ----------------------------------------------------------- */
 
 /* Does `path` name the object (dev, ino)? Never follows a link. */

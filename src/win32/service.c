@@ -364,6 +364,10 @@ int shmrpc__os_service_forked(const shmrpc__os_service *service) {
   return 0;
 }
 
+uint32_t shmrpc__os_service_lanes(const shmrpc__os_service *service) {
+  return service->lanes;
+}
+
 /* ---- Objects ----------------------------------------------------------- */
 
 static void handle_close(HANDLE *handle) {
