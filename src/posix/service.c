@@ -206,12 +206,15 @@ static int reserve(int fd, size_t bytes, const char *path) {
 
 /* Creates a new object at path (O_EXCL) with exactly `mode`, reserves
  * `bytes` and maps it. */
-static int object_create(const char *path, mode_t mode, size_t bytes,
-                         int *fd_out, void **map_out, dev_t *dev,
+static int object_create(const char *path, mode_t mode, int locked,
+                         size_t bytes, int *fd_out, void **map_out, dev_t *dev,
                          ino_t *ino) {
   struct stat st;
   void *map;
-  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | OPEN_FLAGS, mode);
+  /* Owner-only until the mode is set: an object that is to be `locked`
+   * gets its write lock first, so that no reader can take a lock on it
+   * before the server does and keep the server from starting. */
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | OPEN_FLAGS, 0600);
   int rc;
   if (fd < 0) {
     if (errno == EEXIST)
@@ -219,6 +222,10 @@ static int object_create(const char *path, mode_t mode, size_t bytes,
                                   "%s exists and is not this user's to remove",
                                   path);
     return posix_open_error(errno, path);
+  }
+  if (locked && ofd_lock(fd, F_WRLCK, 0) != 0) {
+    rc = posix_open_error(errno, path);
+    goto fail;
   }
   /* The umask may have narrowed the mode: set exactly what was asked. */
   if (fchmod(fd, mode) != 0 || fstat(fd, &st) != 0) {
@@ -468,7 +475,7 @@ int shmrpc__os_service_create(const char *name,
   }
 
   posix_path(path, sizeof(path), name, "@calls");
-  rc = object_create(path, mode_for(options->access, 1), calls_bytes,
+  rc = object_create(path, mode_for(options->access, 1), 0, calls_bytes,
                      &service->calls_fd, &service->calls_map,
                      &service->dev[OBJ_CALLS], &service->ino[OBJ_CALLS]);
   if (rc != 0)
@@ -490,18 +497,15 @@ int shmrpc__os_service_create(const char *name,
     goto fail;
 
   /* The server object last: clients look for it first, and it must be
-   * locked (alive) before it is complete. */
+   * locked (alive) before it is complete (object_create locks it before
+   * anyone else may open it). */
   posix_path(path, sizeof(path), name, "");
-  rc = object_create(path, mode_for(options->access, 0), server_bytes,
+  rc = object_create(path, mode_for(options->access, 0), 1, server_bytes,
                      &service->server_fd, &service->server_map,
                      &service->dev[OBJ_SERVER], &service->ino[OBJ_SERVER]);
   if (rc != 0)
     goto fail;
   service->server_map_size = server_bytes;
-  if (ofd_lock(service->server_fd, F_WRLCK, 0) != 0) {
-    rc = posix_open_error(errno, path);
-    goto fail;
-  }
   service->server_prefix = service->server_map;
   service->expected.magic = POSIX_MAGIC;
   service->expected.version = POSIX_PREFIX_VERSION;
