@@ -227,6 +227,8 @@ static int progress(shmrpc_pending *call) {
              : 0;
     if (rc == 0)
       rc = shmrpc__conn_health(conn);
+    if (rc == 0 && conn->suspect)
+      shmrpc__store32(&conn->suspect, 0); /* a false alarm: the server lives */
     if (rc != 0) {
       if (call->state == PENDING_POSTED &&
           shmrpc__conn_answered(conn, call->lane, call->seq))
