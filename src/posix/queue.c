@@ -191,18 +191,28 @@ int shmrpc__os_lane_wait(shmrpc__os_service *service,
         return got(service, waiter, rc);
     }
     /* Asleep first, then the last look: a releaser frees a lane, then
-     * looks for a sleeper, so one of the two sees the other. */
-    if (shmrpc__load32(&slot->ticket) == waiter->ticket)
+     * looks for a sleeper, so one of the two sees the other. A slot that
+     * is no longer ours (more waiters than slots, or a writer) is neither
+     * marked nor slept on: its word would wake us at once, or another
+     * waiter would lose its mark. Then we look every millisecond. */
+    int mine = shmrpc__load32(&slot->ticket) == waiter->ticket;
+    if (mine)
       shmrpc__store32_sc(&slot->state, POSIX_WAITER_SLEEPING);
     if (my_turn(service, waiter) && any_lane_free(service)) {
-      shmrpc__store32_sc(&slot->state, POSIX_WAITER_AWAKE);
+      if (mine && shmrpc__load32(&slot->ticket) == waiter->ticket)
+        shmrpc__store32_sc(&slot->state, POSIX_WAITER_AWAKE);
       continue;
     }
     now = shmrpc__os_now_ns();
     if (now >= end)
       break;
-    posix_futex(&slot->state, FUTEX_WAIT, POSIX_WAITER_SLEEPING,
-                (int32_t)((end - now + 999999u) / 1000000u));
+    if (mine) {
+      posix_futex(&slot->state, FUTEX_WAIT, POSIX_WAITER_SLEEPING,
+                  (int32_t)((end - now + 999999u) / 1000000u));
+    } else {
+      volatile uint32_t nothing = 0; /* no one wakes it: a 1 ms pause */
+      posix_futex(&nothing, FUTEX_WAIT, 0, 1);
+    }
     if (shmrpc__load32(&slot->ticket) == waiter->ticket)
       shmrpc__store32_sc(&slot->state, POSIX_WAITER_AWAKE);
   }
