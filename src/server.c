@@ -63,7 +63,6 @@ struct shmrpc_server {
   uint32_t capacity;
   uint32_t lanes;
   uint32_t workers;
-  int access;
   shmrpc__header header;       /* private copy of what the header must say */
   shmrpc__lane_state *lane;    /* [lanes] */
   shmrpc__worker *worker;      /* [workers]; run() uses them all */
@@ -182,7 +181,6 @@ int shmrpc_server_create(shmrpc_server **out, const char *name,
   server->capacity = (uint32_t)capacity;
   server->lanes = lanes;
   server->workers = workers;
-  server->access = options->access;
   server->lane = calloc(lanes, sizeof(*server->lane));
   server->worker = calloc(workers, sizeof(*server->worker));
   rc = server->lane == NULL || server->worker == NULL ? SHMRPC_ENOMEM : 0;
