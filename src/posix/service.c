@@ -378,17 +378,21 @@ static shmrpc__os_service *service_new(int role, const char *name) {
   for (lane = 0; lane < SHMRPC_MAX_LANES; lane++)
     service->lane_fifo[lane] = -1;
   snprintf(service->name, sizeof(service->name), "%s", name);
+  /* On the fork list before it opens anything, and off it only once all
+   * is closed: a fork() on another thread meanwhile must not leave the
+   * child with copies (and so with the locks) it does not know of. */
+  posix_registry_add(service);
   return service;
 }
 
 /* Closes and frees, removing nothing. */
 static void service_free(shmrpc__os_service *service) {
-  posix_registry_remove(service);
   posix_waitables_close(service);
   service_unmap(service);
   close_fd(&service->calls_fd);
   close_fd(&service->server_fd);
   close_fd(&service->lock_fd);
+  posix_registry_remove(service);
   free(service);
 }
 
@@ -522,7 +526,6 @@ int shmrpc__os_service_create(const char *name,
          sizeof(posix_server_prefix) - 4);
   shmrpc__store32(&service->server_prefix->magic, POSIX_MAGIC);
 
-  posix_registry_add(service);
   *server_area = (unsigned char *)service->server_map + POSIX_SERVER_PREFIX;
   *calls_area = (unsigned char *)service->calls_map + calls_prefix;
   *out = service;
@@ -705,7 +708,6 @@ int shmrpc__os_service_open(const char *name,
   if (rc != 0)
     goto fail;
 
-  posix_registry_add(service);
   *server_area = (const unsigned char *)service->server_map +
                  POSIX_SERVER_PREFIX;
   *server_size = service->server_map_size - POSIX_SERVER_PREFIX;
