@@ -219,6 +219,9 @@ static int trust_parse(const char *server_user, trust_rule *out) {
       out->exact = LocalAlloc(LMEM_FIXED, GetLengthSid(sid));
       if (out->exact != NULL && CopySid(GetLengthSid(sid), out->exact, sid))
         return 0;
+      if (out->exact != NULL)
+        LocalFree(out->exact);
+      out->exact = NULL;
     }
   }
   return shmrpc__error_detail(SHMRPC_EINVAL,
@@ -242,6 +245,9 @@ static int owner_of(HANDLE object, PSID *out) {
   len = GetLengthSid(owner);
   *out = LocalAlloc(LMEM_FIXED, len);
   if (*out == NULL || !CopySid(len, *out, owner)) {
+    if (*out != NULL)
+      LocalFree(*out);
+    *out = NULL;
     LocalFree(descriptor);
     return SHMRPC_ENOMEM;
   }
