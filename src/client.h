@@ -65,8 +65,8 @@ uint32_t shmrpc__client_lane_hint(void);
 int shmrpc__conn_health(shmrpc__conn *conn);
 
 /* With a lane just taken: 0 if the server looks as it did at connect time,
- * else what shmrpc__conn_health says. One load of three words when all is
- * well. */
+ * else what shmrpc__conn_health says. Three loads when all is well: the
+ * header's generation and state, the calls header's server_dead. */
 int shmrpc__conn_check(shmrpc__conn *conn);
 
 /* With lane `index` held: makes its slot ours to post into, without

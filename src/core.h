@@ -122,9 +122,9 @@ typedef struct shmrpc__spin {
   uint32_t crowd_max;  /* spin while at most this many callers wait */
 } shmrpc__spin;
 
-/* A spin policy for an option value (-1 = default, already checked to be
- * at most SHMRPC_MAX_SPIN_US); never spins on a single CPU, where spinning
- * only delays the peer. */
+/* A spin policy for an option value (-1 = default; the options were checked
+ * to be at most SHMRPC_MAX_SPIN_US, and a larger value is clamped anyway);
+ * never spins on a single CPU, where spinning only delays the peer. */
 void shmrpc__spin_init(shmrpc__spin *spin, int32_t spin_us);
 
 /* The pieces of shmrpc__wait, for waiters with their own sleep logic (the
@@ -143,19 +143,19 @@ void shmrpc__spin_paid(shmrpc__spin *spin);
  * within them, and a clock read costs as much as a dozen checks. */
 #define SHMRPC__QUICK_CHECKS 64
 
-/* How shmrpc__wait ended up waiting. */
+/* How shmrpc__wait is to wait. */
 enum shmrpc__wait_flags {
   SHMRPC__WAIT_NO_SPIN = 1 /* go straight to the kernel this time */
 };
 
 /* How a waiter tells the peer that it sleeps, so that the peer sets the
- * event only then. With `mark` non-zero, *sleepers is a flag the waiter
- * stores mark into (one waiter per event: a lane's owner); with mark 0 it
- * is a count the waiter raises and lowers (the server's workers). */
+ * event only then: *sleepers is a flag the waiter stores mark into (one
+ * waiter per event: a lane's owner). The server's workers keep their own
+ * count in the doorbell word (server.c). */
 typedef struct shmrpc__sleep {
   int event;                   /* SHMRPC__EVENT_* to sleep on */
   volatile uint32_t *sleepers; /* in shared memory */
-  uint32_t mark;               /* the flag's value, or 0 for a count */
+  uint32_t mark;               /* the flag's value, never 0 */
   volatile uint32_t *crowd;    /* callers waiting, or NULL: see
                                   shmrpc__crowd_line */
 } shmrpc__sleep;

@@ -347,8 +347,9 @@ void shmrpc__os_loop_unwatch(shmrpc__os_loop *loop,
  */
 int shmrpc__os_loop_drain(shmrpc__os_loop *loop, shmrpc__os_service *service);
 
-/* shmrpc__os_loop_timer makes the waitable turn ready in ms milliseconds
- * (never with -1), replacing the last setting. */
+/* shmrpc__os_loop_timer makes the waitable turn ready in ms milliseconds,
+ * replacing the last setting; -1: no deadline. A backend may keep a setting
+ * that fires no later (POSIX does), which costs at most a look too early. */
 int shmrpc__os_loop_timer(shmrpc__os_loop *loop, int32_t ms);
 
 /* How often a loop with calls in flight turns ready by itself, in

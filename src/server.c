@@ -578,8 +578,9 @@ static uint32_t doorbell_expected(const shmrpc_server *server) {
  * server area, which only processes of the server's user can write, and
  * the doorbell word; folds in what callers reported; and lets the backend
  * put back its own words. It never writes a caller's request line. Runs
- * before a worker sleeps, after each idle slice and every
- * SHMRPC__REPAIR_EVERY calls; one pass at a time.
+ * after each idle slice a worker slept through and every
+ * SHMRPC__REPAIR_EVERY calls (not before a sleep: a call that wakes the
+ * server would wait for it); one pass at a time.
  */
 static void repair(shmrpc_server *server) {
   shmrpc__header *header = shmrpc__area_header(server->server_area);
@@ -788,7 +789,7 @@ SHMRPC__HOT static int serve_lane(shmrpc__worker *worker, uint32_t lane) {
 
 /* ---- Waiting for calls ------------------------------------------------- */
 
-/* The doorbell word and its private mirror change together. */
+/* Changes the doorbell word (what callers read to decide whether to ring). */
 static void doorbell_add(shmrpc_server *server, uint32_t delta) {
   shmrpc__fetch_add32(
       &shmrpc__area_doorbell(server->server_area)->request_sleepers, delta);

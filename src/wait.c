@@ -174,17 +174,12 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
  * are awake again. A flag has one waiter: the peer that wakes us lowers it
  * itself, on its own line, so we lower it only if it is still up (a
  * timeout, or no sleep at all), and a flag rewritten on every sleep heals if
- * someone scribbles on it. A count has many: each sleeper adds one. */
+ * someone scribbles on it. */
 SHMRPC__HOT static void mark_asleep(const shmrpc__sleep *how) {
-  if (how->mark != 0)
-    shmrpc__store32_sc(how->sleepers, how->mark);
-  else
-    shmrpc__fetch_add32(how->sleepers, 1u);
+  shmrpc__store32_sc(how->sleepers, how->mark);
 }
 SHMRPC__HOT static void mark_awake(const shmrpc__sleep *how) {
-  if (how->mark == 0)
-    shmrpc__fetch_add32(how->sleepers, (uint32_t)-1);
-  else if (shmrpc__load32_relaxed(how->sleepers) != 0)
+  if (shmrpc__load32_relaxed(how->sleepers) != 0)
     shmrpc__store32_sc(how->sleepers, 0u);
 }
 

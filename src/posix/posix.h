@@ -31,8 +31,10 @@
  *                       its lanes that have a call in flight.
  *
  * Every open is O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC and checks the type and
- * owner of what it opened, so a link, a FIFO or a directory planted at a name
- * is refused and never blocks.
+ * owner of what it opened (object_open the type, its callers the owner and,
+ * for the calls object, the identity the server object records), so a
+ * link, a FIFO or a directory planted at a name is refused and never
+ * blocks.
  */
 #ifndef SHMRPC_POSIX_H
 #define SHMRPC_POSIX_H

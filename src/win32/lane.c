@@ -1,8 +1,10 @@
 /*
  * Lanes of the Win32 backend: each lane's lock is a named mutex. The kernel
  * keeps it outside the mapping (no writer of the mapping can touch it),
- * marks it abandoned when its owner dies, and hands it to the waiters in
- * the order they came: the queue of callers is the kernel's own.
+ * marks it abandoned when its owner dies, and wakes its waiters: the queue
+ * of callers is the kernel's own, roughly first come, first served (Windows
+ * does not promise the order, and a caller's first try takes a free lane
+ * ahead of the waiters).
  *
  * A Win32 mutex belongs to a thread and is recursive, so a lane is released
  * on the thread that took it, and a thread never takes a lane its

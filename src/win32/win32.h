@@ -17,7 +17,9 @@
  *   shmrpc.NAME.req     the doorbell: a semaphore (each ring wakes one
  *                       worker, and none is lost); the server's waitable.
  *   shmrpc.NAME.lockK   lane K's lock: a mutex (the kernel marks it abandoned
- *                       if its owner dies, and hands it to waiters in order).
+ *                       if its owner dies; it wakes its waiters
+ *                       roughly in the order they came, which Windows does
+ *                       not promise).
  *   shmrpc.NAME.respK   lane K's response event (auto-reset).
  *   shmrpc.NAME.wID     a client handle's waitable (an auto-reset event it
  *                       makes, which the server's user may set; loop.c).
