@@ -133,11 +133,11 @@ def test_calc_client_command_line(helpers):
 
 def test_calc_client_one_timeout_budget(helpers):
     """Finding the server and the call share one --timeout: a client that
-    waited 2 s for the server has about 1 s of its 3 s left, too little for
-    a 2 s call (with a budget each, the call would have had 3 s)."""
+    waited 2 s for the server has about 2 s of its 4 s left, too little for
+    a 3 s call (with a budget each, the call would have had 4 s)."""
     name = unique_name("budget")
     client = helpers([bin_path("calc_client"), "--name", name, "--timeout",
-                      "3000", "sleep", "2000"])
+                      "4000", "sleep", "3000"])
     # The server appears late on purpose: this wait is the scenario (the
     # time the client spends looking), not a synchronisation.
     time.sleep(2.0)
