@@ -38,7 +38,7 @@ void test_put_u32(unsigned char *out, uint32_t value) {
     out[i] = (unsigned char)(value >> (8 * i));
 }
 
-static uint32_t get_u32(const unsigned char *in) {
+uint32_t test_get_u32(const unsigned char *in) {
   return (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 |
          (uint32_t)in[3] << 24;
 }
@@ -82,7 +82,7 @@ static int handle_slow(void *user, const void *req, size_t len,
     printf("slow\n");
     fflush(stdout);
   }
-  test_sleep_ms((int32_t)get_u32(req));
+  test_sleep_ms((int32_t)test_get_u32(req));
   return shmrpc_reply_write(reply, req, len);
 }
 
@@ -101,7 +101,7 @@ static int handle_failwith(void *user, const void *req, size_t len,
   (void)user;
   if (len != 4)
     return shmrpc_reply_error(reply, 1, "failwith takes a u32");
-  code = get_u32(req);
+  code = test_get_u32(req);
   snprintf(message, sizeof(message), "fail %lu", (unsigned long)code);
   return shmrpc_reply_error(reply, (int32_t)code, message);
 }
@@ -113,7 +113,7 @@ static int handle_big(void *user, const void *req, size_t len,
   (void)user;
   if (len != 4)
     return shmrpc_reply_error(reply, 1, "big takes a u32");
-  n = get_u32(req);
+  n = test_get_u32(req);
   out = shmrpc_reply_buffer(reply, &cap);
   if (n > cap)
     return SHMRPC_ETOOBIG;
@@ -144,6 +144,10 @@ static int handle_gate(void *user, const void *req, size_t len,
 uint64_t shmrpc__test_syscalls(void);
 
 uint64_t test_syscalls(void) { return shmrpc__test_syscalls(); }
+
+unsigned shmrpc__os_cpu_count(void);
+
+unsigned test_cpu_count(void) { return shmrpc__os_cpu_count(); }
 
 static int handle_count(void *user, const void *req, size_t len,
                         shmrpc_reply *reply) {
@@ -414,7 +418,7 @@ static int role_call(int argc, char **argv) {
                    timeout);
   printf("result %s %llu\n", shmrpc_err_name(rc),
          rc == 0 && len >= 8 ? (unsigned long long)test_get_u64(resp)
-         : rc == 0 && len >= 4 ? (unsigned long long)get_u32(resp)
+         : rc == 0 && len >= 4 ? (unsigned long long)test_get_u32(resp)
                                : 0ull);
   fflush(stdout);
   shmrpc_client_close(client);

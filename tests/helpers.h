@@ -26,6 +26,12 @@ enum test_method {
                      (the test build's counter) */
 };
 
+/* A helper's exit code when killed: SIGKILL on POSIX (128 + 9), the code
+ * die_now uses on Windows. */
+#define KILLED_EXIT 137
+/* The user and group id of `nobody` on Debian, for the cross-user tests. */
+#define NOBODY_ID 65534
+
 #define T_FAIL_CODE 42
 #define T_FAIL_MESSAGE "it failed on purpose"
 
@@ -50,6 +56,7 @@ void test_register_methods(shmrpc_server *server, test_gate *gate);
 void test_put_u64(unsigned char *out, uint64_t value);
 uint64_t test_get_u64(const unsigned char *in);
 void test_put_u32(unsigned char *out, uint32_t value);
+uint32_t test_get_u32(const unsigned char *in);
 
 /* A server running shmrpc_server_run() on a thread of this process. */
 typedef struct test_server_thread {
@@ -95,6 +102,8 @@ void test_stop_server(shmrpc_client *client, test_proc *server);
 
 /* The test build's count of system calls this process's library made. */
 uint64_t test_syscalls(void);
+/* The CPUs the library counts (it spins only with two or more). */
+unsigned test_cpu_count(void);
 
 /* Runs a helper role if argv names one; returns -1 if it does not. */
 int test_helper_main(int argc, char **argv);

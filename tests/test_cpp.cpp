@@ -261,8 +261,7 @@ void test_fallback(void **) {
   assert_true(ping_body == "p");
 }
 
-/* A missing service: ENOSERVER, thrown or returned; the timeout given to the
- * client is its calls' default. */
+/* A missing service: ENOSERVER, thrown or returned. */
 void test_client_errors(void **) {
   const std::string missing = test_service_name("cppmissing");
   shmrpc::client client;

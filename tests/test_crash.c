@@ -14,7 +14,6 @@
 
 #include "helpers.h"
 
-#define KILLED_EXIT 137 /* SIGKILL on POSIX; the code die_now uses on Windows */
 
 /* A dead server's names can be removed, and then none is left. */
 static void expect_clean(const char *name) {

@@ -38,7 +38,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#define NOBODY_ID 65534
 #else
 #define WIN32_LEAN_AND_MEAN
 #include <windows.h>

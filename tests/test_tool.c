@@ -536,7 +536,9 @@ static void test_stat(void **state) {
 }
 
 /* stat shows a lane held by a caller whose call runs: busy, its lock held
- * by a live caller, and for how long; and the queue. */
+ * by a live caller, and the queue (the JSON has the hold's length too; it
+ * stays 0 until a repair pass has seen the holder, so only the key is
+ * checked). */
 typedef struct gate_caller {
   const char *name;
   int rc;
@@ -579,7 +581,7 @@ static void test_stat_lanes(void **state) {
   assert_string_equal(stat_field(run.out, "queue"), "0 waiting for a lane");
   run_tool(&run, 0, "stat --json %s", name);
   expect_contains(run.out, "\"lanes\":[{\"state\":\"busy\",\"lock_held\":true,"
-                           "\"lock_owner_alive\":true,");
+                           "\"lock_owner_alive\":true,\"lock_held_ms\":");
 
   test_event_set(gate.release);
   test_thread_join(thread);
