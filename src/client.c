@@ -72,9 +72,11 @@ static int conn_check(shmrpc__conn *conn, size_t server_size,
                                 SHMRPC__PROTOCOL_VERSION);
   /* The backend takes and wakes the lanes its own prefix counts: a header
    * that says fewer would let it hand out a lane this connection has no
-   * words for. */
+   * words for. Seen while a server remakes the names, or while a writer
+   * of the server's user is at it (the server's repair puts the header
+   * back): not yet a service to call, so worth retrying. */
   if (lanes != shmrpc__os_service_lanes(conn->service))
-    return shmrpc__error_detail(SHMRPC_EPROTO,
+    return shmrpc__error_detail(SHMRPC_ENOSERVER,
                                 "the service's header says %u lanes, its "
                                 "objects were made for %u",
                                 (unsigned)lanes,
