@@ -452,7 +452,7 @@ typedef struct soak_worker {
   shmrpc_client *client;
   int64_t end;
   unsigned long id, ok, failed;
-  char problem[96]; /* "" while all is well */
+  char problem[384]; /* "" while all is well */
 } soak_worker;
 
 static void soak_worker_main(void *arg) {
@@ -477,8 +477,8 @@ static void soak_worker_main(void *arg) {
                rc == SHMRPC_ESHUTDOWN || rc == SHMRPC_ENOSERVER) {
       w->failed++;
     } else {
-      snprintf(w->problem, sizeof(w->problem), "unclean %s",
-               shmrpc_err_name(rc));
+      snprintf(w->problem, sizeof(w->problem), "unclean %s at call %lu: %s",
+               shmrpc_err_name(rc), i, shmrpc_error_message(rc));
     }
   }
 }

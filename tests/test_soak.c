@@ -48,7 +48,7 @@ static void spawn_client(soak *s, int slot, int64_t end) {
 
 /* Collects a client that ran to its end: it must report, and exit 0. */
 static void reap_client(soak *s, int slot) {
-  char line[128];
+  char line[512];
   unsigned long ok = 0, failed = 0;
   assert_true(test_proc_read_line(s->clients[slot], line, sizeof(line), T_EXIT_MS) > 0);
   if (sscanf(line, "done %lu %lu", &ok, &failed) != 2)
@@ -90,7 +90,7 @@ static void test_soak(void **state) {
     /* A client only exits early when it saw a wrong answer or an unclean
      * error: catch that before the kill hides it. */
     if (test_proc_wait(s.clients[victim], 0, &code) == 0) {
-      char line[128] = "";
+      char line[512] = "";
       test_proc_read_line(s.clients[victim], line, sizeof(line), 0);
       fail_msg("soak client exited early (%d): %s", code, line);
     }
