@@ -45,6 +45,11 @@ typedef struct shmrpc__worker {
   int holds_role;              /* 1 while it holds the spinner's role */
   uint32_t id;                 /* its name in the role word: 1, 2, ... */
   int woke_caller;             /* its last answer woke a sleeping caller */
+  /* The start of a sleep that followed such an answer, judged at the next
+   * wait as slept_since_ns is (0 if none); and whether the last one ended
+   * within the spin window: the caller then calls back to back. */
+  uint64_t woke_sleep_ns;
+  int back_to_back;
   shmrpc__os_thread *thread;   /* NULL for the thread that called run() */
 } shmrpc__worker;
 
@@ -880,12 +885,23 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
   if (spin->slept_since_ns != 0) {
     start = shmrpc__os_now_ns();
     shmrpc__spin_judge(spin, start - spin->slept_since_ns);
+    if (start - spin->slept_since_ns > 2 * spin->max_ns)
+      worker->back_to_back = 0; /* the calls stopped coming */
     spin->slept_since_ns = 0;
+  }
+  if (worker->woke_sleep_ns != 0) {
+    if (start == 0)
+      start = shmrpc__os_now_ns();
+    worker->back_to_back = start - worker->woke_sleep_ns <= 2 * spin->max_ns;
+    worker->woke_sleep_ns = 0;
   }
   /* A caller just woken needs a CPU to take its answer; where CPUs are
    * few, a spin for the next call would keep it from one (a cold call then
-   * costs a whole spin window more). A caller that spins is no such case. */
-  judging = spin->max_ns > 0 && !worker->woke_caller;
+   * costs a whole spin window more). A caller that spins is no such case,
+   * nor one that called again soon after the last such answer: it calls
+   * back to back, and the two sides would otherwise take turns to sleep,
+   * each call waking both, for as long as its calls keep coming. */
+  judging = spin->max_ns > 0 && (!worker->woke_caller || worker->back_to_back);
   if (judging && spin->window_ns > SHMRPC__SPIN_FLOOR_NS &&
       become_spinner(worker)) {
     int i;
@@ -909,6 +925,8 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
     }
   } else if (judging && start == 0) {
     start = shmrpc__os_now_ns();
+  } else if (!judging && spin->max_ns > 0 && start == 0) {
+    start = shmrpc__os_now_ns(); /* before the sleep: no cold call waits */
   }
   /* A worker that could not spin gives up a busy role it still holds. */
   if (!spinner && worker->holds_role) {
@@ -969,6 +987,8 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
   shmrpc__fetch_add32(&server->asleep, (uint32_t)-1);
   if (judging)
     spin->slept_since_ns = start;
+  else if (spin->max_ns > 0)
+    worker->woke_sleep_ns = start;
   return found;
 }
 
