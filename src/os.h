@@ -374,6 +374,12 @@ uint64_t shmrpc__os_now_ns(void);
 /* Sleeps about ms milliseconds (used to poll for a server to appear). */
 void shmrpc__os_sleep_ms(int32_t ms);
 
+/* Offers this thread's CPU to another ready thread, if there is one: the
+ * server just woken may have been queued on this CPU (on a VM, the
+ * scheduler often queues a wakee behind its waker rather than on an idle
+ * CPU it cannot tell is really idle). */
+void shmrpc__os_yield(void);
+
 /* The number of CPUs this process may run on (at least 1). */
 unsigned shmrpc__os_cpu_count(void);
 

@@ -163,6 +163,13 @@ static void post(shmrpc_pending *call, const void *request) {
     return;
   }
   call->state = PENDING_POSTED;
+  /* We woke a sleeping server, and the caller goes on with its own work
+   * (unlike a blocking call, which sleeps now): give the server the CPU it
+   * may be queued on, or the call waits for that work to end. Measured on
+   * a 2-CPU VM: a cold call waited for in poll() took 95 us without this
+   * and 50 us with it, against 42 us for a blocking one. */
+  if (call->wait_flags & SHMRPC__WAIT_NO_SPIN)
+    shmrpc__os_yield();
 }
 
 static void got_lane(shmrpc_pending *call, uint32_t lane, int rc) {

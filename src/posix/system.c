@@ -26,6 +26,11 @@ void shmrpc__os_sleep_ms(int32_t ms) {
   }
 }
 
+void shmrpc__os_yield(void) {
+  POSIX_COUNT_SYSCALL();
+  (void)sched_yield();
+}
+
 unsigned shmrpc__os_cpu_count(void) {
   cpu_set_t set;
   long n;
