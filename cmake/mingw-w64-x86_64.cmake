@@ -17,7 +17,13 @@ set(SHMRPC_MINGW_TRIPLET x86_64-w64-mingw32)
 # library uses Win32 threads itself. CMake finds the matching ar, ranlib and
 # windres from the compiler's prefix.
 set(CMAKE_C_COMPILER ${SHMRPC_MINGW_TRIPLET}-gcc)
-set(CMAKE_CXX_COMPILER ${SHMRPC_MINGW_TRIPLET}-g++)
+# The C++ compiler is a package of its own (g++-mingw-w64-x86-64): name it
+# only where it is installed, so that a C-only cross build still configures
+# (cmake/cxx.cmake then skips the C++ tests and sample).
+find_program(SHMRPC_MINGW_CXX ${SHMRPC_MINGW_TRIPLET}-g++)
+if(SHMRPC_MINGW_CXX)
+  set(CMAKE_CXX_COMPILER ${SHMRPC_MINGW_CXX})
+endif()
 set(CMAKE_RC_COMPILER ${SHMRPC_MINGW_TRIPLET}-windres)
 
 # The target environment: the MinGW sysroot, plus every prefix the caller

@@ -17,7 +17,8 @@ CMOCKA_BUILD="$BUILD/cmocka-build"
 CMOCKA_PREFIX="$BUILD/cmocka"
 WINE=/usr/lib/wine/wine64
 WINESERVER=/usr/lib/wine/wineserver
-PACKAGES=(gcc-mingw-w64-x86-64 wine64 cmake ninja-build dpkg-dev)
+# g++-mingw-w64-x86-64: the C++ header's tests and sample, run under Wine too.
+PACKAGES=(gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 wine64 cmake ninja-build dpkg-dev)
 
 log() { printf 'test-windows: %s\n' "$*"; }
 die() { printf 'test-windows: error: %s\n' "$*" >&2; exit 1; }
