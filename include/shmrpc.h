@@ -431,7 +431,9 @@ typedef struct shmrpc_pending shmrpc_pending;
  * Starts a call and returns at once with *out. The request is copied: the
  * buffer may be reused as soon as this returns. The call is posted on a free
  * lane now, or queued for one (first come, first served with every other
- * caller) and posted as soon as one frees. timeout_ms covers the whole call
+ * caller) and posted as soon as one frees. A post that wakes a sleeping
+ * server yields the CPU once (the woken server may be queued on it), so it
+ * may return after other threads ran. timeout_ms covers the whole call
  * from now: queueing, the server's work and the answer; with SHMRPC_NOWAIT
  * it fails at once with SHMRPC_EAGAIN if no lane is free, else waits for
  * its answer for as long as the server lives, as shmrpc_call does.
