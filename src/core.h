@@ -115,9 +115,10 @@ int shmrpc__deadline_expired(shmrpc__deadline *deadline);
 typedef struct shmrpc__spin {
   uint64_t max_ns;     /* configured window; 0 never spins */
   uint64_t window_ns;  /* current window */
-  /* The server's: the start of a sleep it judges at its next wait rather
+  /* The server's: the start of a sleep it measures at its next wait rather
    * than on waking (the first clock read after a long sleep costs about
-   * half a microsecond, which every cold call would pay); 0 if none. */
+   * half a microsecond, which every cold call would pay), to judge the
+   * window or to tell calls back to back (server.c); 0 if none. */
   uint64_t slept_since_ns;
   uint32_t crowd_max;  /* spin while at most this many callers wait */
 } shmrpc__spin;

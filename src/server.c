@@ -45,10 +45,11 @@ typedef struct shmrpc__worker {
   int holds_role;              /* 1 while it holds the spinner's role */
   uint32_t id;                 /* its name in the role word: 1, 2, ... */
   int woke_caller;             /* its last answer woke a sleeping caller */
-  /* The start of a sleep that followed such an answer, judged at the next
-   * wait as slept_since_ns is (0 if none); and whether the last one ended
-   * within the spin window: the caller then calls back to back. */
-  uint64_t woke_sleep_ns;
+  /* Whether the sleep that spin.slept_since_ns started judges the spin
+   * window (0 after such an answer: that one did not spin); and whether
+   * the last sleep after such an answer ended within the spin window: the
+   * caller then calls back to back. */
+  int sleep_judged;
   int back_to_back;
   shmrpc__os_thread *thread;   /* NULL for the thread that called run() */
 } shmrpc__worker;
@@ -883,17 +884,16 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
   if (found != 0)
     return found;
   if (spin->slept_since_ns != 0) {
+    uint64_t slept;
     start = shmrpc__os_now_ns();
-    shmrpc__spin_judge(spin, start - spin->slept_since_ns);
-    if (start - spin->slept_since_ns > 2 * spin->max_ns)
+    slept = start - spin->slept_since_ns;
+    if (worker->sleep_judged)
+      shmrpc__spin_judge(spin, slept);
+    if (slept > 2 * spin->max_ns)
       worker->back_to_back = 0; /* the calls stopped coming */
+    else if (!worker->sleep_judged)
+      worker->back_to_back = 1;
     spin->slept_since_ns = 0;
-  }
-  if (worker->woke_sleep_ns != 0) {
-    if (start == 0)
-      start = shmrpc__os_now_ns();
-    worker->back_to_back = start - worker->woke_sleep_ns <= 2 * spin->max_ns;
-    worker->woke_sleep_ns = 0;
   }
   /* A caller just woken needs a CPU to take its answer; where CPUs are
    * few, a spin for the next call would keep it from one (a cold call then
@@ -923,9 +923,7 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
       shmrpc__spin_paid(spin);
       return found;
     }
-  } else if (judging && start == 0) {
-    start = shmrpc__os_now_ns();
-  } else if (!judging && spin->max_ns > 0 && start == 0) {
+  } else if (spin->max_ns > 0 && start == 0) {
     start = shmrpc__os_now_ns(); /* before the sleep: no cold call waits */
   }
   /* A worker that could not spin gives up a busy role it still holds. */
@@ -985,10 +983,10 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
   }
   doorbell_add(server, (uint32_t)-1);
   shmrpc__fetch_add32(&server->asleep, (uint32_t)-1);
-  if (judging)
+  if (spin->max_ns > 0) {
     spin->slept_since_ns = start;
-  else if (spin->max_ns > 0)
-    worker->woke_sleep_ns = start;
+    worker->sleep_judged = judging;
+  }
   return found;
 }
 

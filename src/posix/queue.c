@@ -210,8 +210,7 @@ int shmrpc__os_lane_wait(shmrpc__os_service *service,
       posix_futex(&slot->state, FUTEX_WAIT, POSIX_WAITER_SLEEPING,
                   (int32_t)((end - now + 999999u) / 1000000u));
     } else {
-      volatile uint32_t nothing = 0; /* no one wakes it: a 1 ms pause */
-      posix_futex(&nothing, FUTEX_WAIT, 0, 1);
+      shmrpc__os_sleep_ms(1);
     }
     if (shmrpc__load32(&slot->ticket) == waiter->ticket)
       shmrpc__store32_sc(&slot->state, POSIX_WAITER_AWAKE);
