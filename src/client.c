@@ -708,6 +708,7 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
     goto out;
   }
 
+  shmrpc__conn_prefetch(conn, me->last_lane);
   /* One try first: uncontended, that is one atomic operation on the lane's
    * lock, with no clock read. */
   rc = shmrpc__os_lane_try(conn->service, me->last_lane, &index);

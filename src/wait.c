@@ -203,6 +203,8 @@ SHMRPC__HOT static int sleep_until(shmrpc__os_service *service,
     result = ready(ctx);
     if (result == 0) {
       (void)shmrpc__os_event_wait(service, how->event, prepared, slice);
+      /* Woken: our mark's line (ready() reads another) is likely cold. */
+      SHMRPC__PREFETCH(how->sleepers);
       result = ready(ctx);
     }
     mark_awake(how);

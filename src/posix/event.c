@@ -71,9 +71,12 @@ SHMRPC__HOT int shmrpc__os_event_wait(shmrpc__os_service *service, int event,
   /* One FUTEX_WAIT with the relative timeout as given: no clock read, which
    * after a long sleep would cost the woken side half a microsecond. A
    * signal may end it early; the caller's deadline loop covers that. */
-  if (posix_futex(event_word(service, event), FUTEX_WAIT, prepared,
-                  timeout_ms) != 0 &&
-      errno == ETIMEDOUT)
+  volatile uint32_t *word = event_word(service, event);
+  long rc = posix_futex(word, FUTEX_WAIT, prepared, timeout_ms);
+  /* A lane's event shares its line with the lane's lock, which the woken
+   * caller releases next: start loading it. */
+  SHMRPC__PREFETCH(word);
+  if (rc != 0 && errno == ETIMEDOUT)
     return SHMRPC_ETIMEDOUT;
   return 0;
 }

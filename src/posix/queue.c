@@ -63,6 +63,11 @@ SHMRPC__HOT int shmrpc__os_lane_try(shmrpc__os_service *service, uint32_t hint,
   posix_calls_prefix *queue = service->calls_prefix;
   uint32_t start = hint < service->lanes ? hint : 0;
   int rc;
+  /* The lane's line (its lock, and the event its answer may come by) and
+   * the request event, which the call rings if the server sleeps: after an
+   * idle spell each is a miss, and they load side by side. */
+  SHMRPC__PREFETCH(&queue->lane[start]);
+  SHMRPC__PREFETCH(&queue->doorbell);
   /* Callers are queued: do not overtake them. */
   if (SHMRPC__UNLIKELY(shmrpc__load32(&queue->tail) !=
                        shmrpc__load32(&queue->head)))
