@@ -74,7 +74,8 @@ SHMRPC__HOT int shmrpc__os_event_wait(shmrpc__os_service *service, int event,
   volatile uint32_t *word = event_word(service, event);
   long rc = posix_futex(word, FUTEX_WAIT, prepared, timeout_ms);
   /* A lane's event shares its line with the lane's lock, which the woken
-   * caller releases next: start loading it. */
+   * caller releases next: start loading it (for the request event, the
+   * server's, this is a wasted hint). */
   SHMRPC__PREFETCH(word);
   if (rc != 0 && errno == ETIMEDOUT)
     return SHMRPC_ETIMEDOUT;
