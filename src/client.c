@@ -636,8 +636,19 @@ SHMRPC__HOT static int ring(shmrpc__conn *conn) {
 SHMRPC__HOT static inline uint32_t
 post(shmrpc__conn *conn, uint32_t index, uint32_t method, const void *request,
      size_t request_len, const shmrpc__deadline *deadline, int *wait_flags) {
-  uint32_t seq = shmrpc__lane_post(&conn->lane[index], method, request,
-                                   request_len, deadline);
+  uint64_t copy_start = 0;
+  uint32_t seq;
+  /* A large request: the server copies it before it can answer, and the
+   * wait for the answer spins that much longer (core.h, Pacing); our copy
+   * of it gives the pace. */
+  if (SHMRPC__UNLIKELY(request_len >= SHMRPC__PACE_MIN))
+    copy_start = shmrpc__os_now_ns();
+  seq = shmrpc__lane_post(&conn->lane[index], method, request, request_len,
+                          deadline);
+  if (SHMRPC__UNLIKELY(copy_start != 0))
+    shmrpc__spin_learn(&conn->spin[index], request_len,
+                       shmrpc__os_now_ns() - copy_start);
+  shmrpc__spin_expect(&conn->spin[index], request_len);
   if (SHMRPC__UNLIKELY(seq == 0)) {
     (void)shmrpc__error_detail(SHMRPC_EPROTO,
                                "another caller posted on our lane: someone "

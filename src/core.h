@@ -120,6 +120,11 @@ typedef struct shmrpc__spin {
    * half a microsecond, which every cold call would pay), to judge the
    * window or to tell calls back to back (server.c); 0 if none. */
   uint64_t slept_since_ns;
+  /* What the next wait adds to its window: the copying the peer must do
+   * before the awaited state can come (shmrpc__spin_expect). One wait
+   * uses it. */
+  uint64_t extra_ns;
+  uint32_t copy_ps;    /* this side's pace of copying, ps per byte */
   uint32_t crowd_max;  /* spin while at most this many callers wait */
 } shmrpc__spin;
 
@@ -133,10 +138,39 @@ void shmrpc__spin_init(shmrpc__spin *spin, int32_t spin_us);
  * slept_ns; shmrpc__spin_for spins up to the window from start_ns, never
  * past the deadline, and returns ready()'s result or 0; shmrpc__spin_paid
  * widens the window after a spin that caught the state. */
-void shmrpc__spin_judge(shmrpc__spin *spin, uint64_t slept_ns);
+void shmrpc__spin_judge(shmrpc__spin *spin, uint64_t slept_ns,
+                        uint64_t extra_ns);
 int shmrpc__spin_for(int (*ready)(void *ctx), void *ctx, uint64_t window_ns,
                      uint64_t start_ns, const shmrpc__deadline *deadline);
 void shmrpc__spin_paid(shmrpc__spin *spin);
+
+/*
+ * Pacing. A large message keeps the peer copying before the awaited state
+ * can come: the server copies a request before it runs the handler, a
+ * caller copies an answer out before it calls again. A window sized for
+ * small calls then ends while the peer still copies, and each side sleeps
+ * and is woken at every call (on a VM, a wake-up of an idle CPU costs
+ * tens of microseconds; README, Performance). So a side that sees the
+ * bytes go by (its own copy of the request, or the answer it wrote)
+ * expects the peer to take twice as long as it would itself to copy them,
+ * and its next wait spins that much longer. Its pace comes from timing its
+ * own copies of at least SHMRPC__PACE_MIN bytes (two clock reads against
+ * a copy of several microseconds), and starts at SHMRPC__PACE_PS.
+ */
+#define SHMRPC__PACE_MIN 65536u
+#define SHMRPC__PACE_PS 125u /* 8 GB/s, before the first timed copy */
+/* The pace learns from a copy of `bytes` that took ns. */
+void shmrpc__spin_learn(shmrpc__spin *spin, uint64_t bytes, uint64_t ns);
+/* How much longer to spin for a peer that copies `bytes` (at least
+ * SHMRPC__PACE_MIN) first: never beyond SHMRPC_MAX_SPIN_US in all. */
+uint64_t shmrpc__spin_pace(const shmrpc__spin *spin, uint64_t bytes);
+/* The next wait expects the peer to copy `bytes` first (below
+ * SHMRPC__PACE_MIN the window covers them: nothing is added). */
+static inline void shmrpc__spin_expect(shmrpc__spin *spin, uint64_t bytes) {
+  spin->extra_ns = bytes >= SHMRPC__PACE_MIN ? shmrpc__spin_pace(spin, bytes)
+                                             : 0u;
+}
+
 /* Below this window a spin costs more in clock reads than it can win: a
  * window at the floor means "do not spin". */
 #define SHMRPC__SPIN_FLOOR_NS 500u

@@ -51,6 +51,7 @@ typedef struct shmrpc__worker {
    * caller then calls back to back. */
   int sleep_judged;
   int back_to_back;
+  uint64_t slept_extra_ns; /* the spin's extra when that sleep began */
   shmrpc__os_thread *thread;   /* NULL for the thread that called run() */
 } shmrpc__worker;
 
@@ -738,6 +739,19 @@ SHMRPC__HOT static void unclaim(shmrpc_server *server, uint32_t lane) {
     shmrpc__store32(&server->lane[lane].claimed, 0);
 }
 
+/* Copies a large request of lane `lane` for the handler, timed: the pace
+ * of this worker's copies (core.h, Pacing). */
+static void copy_timed(shmrpc__worker *worker, uint32_t lane,
+                       uint32_t request_len) {
+  shmrpc_server *server = worker->server;
+  uint64_t start = shmrpc__os_now_ns();
+  memcpy(worker->request_copy,
+         shmrpc__area_payload(server->calls_area, server->lanes,
+                              server->capacity, lane),
+         request_len);
+  shmrpc__spin_learn(&worker->spin, request_len, shmrpc__os_now_ns() - start);
+}
+
 /* Serves the call posted on `lane`, if it is still there. Returns 1 if it
  * served one. */
 SHMRPC__HOT static int serve_lane(shmrpc__worker *worker, uint32_t lane) {
@@ -775,11 +789,13 @@ SHMRPC__HOT static int serve_lane(shmrpc__worker *worker, uint32_t lane) {
     if (request_len <= SHMRPC__INLINE_MAX)
       shmrpc__copy_small(worker->request_copy, request->request_inline,
                          request_len);
-    else
+    else if (request_len < SHMRPC__PACE_MIN)
       memcpy(worker->request_copy,
              shmrpc__area_payload(server->calls_area, server->lanes,
                                   server->capacity, lane),
              request_len);
+    else
+      copy_timed(worker, lane, request_len);
     shmrpc__bump64(
         &shmrpc__area_lane_info(server->server_area, server->lanes, lane)
              ->bytes_in,
@@ -787,6 +803,12 @@ SHMRPC__HOT static int serve_lane(shmrpc__worker *worker, uint32_t lane) {
     status = dispatch_call(worker, method, request_len, &reply);
   }
   worker->woke_caller = answer_call(server, lane, seq, status, &reply);
+  /* Before its next call the caller copies this answer out and its next
+   * request in: the next wait for a call spins that much longer (core.h,
+   * Pacing). A request beyond capacity was never copied: count none. */
+  shmrpc__spin_expect(&worker->spin,
+                      (request_len <= server->capacity ? request_len : 0u) +
+                          (status == 0 ? (uint64_t)reply.len : 0u));
   unclaim(server, lane);
   worker->calls_since_repair++;
   SHMRPC__FAULT("server_answered");
@@ -904,8 +926,9 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
                                      shmrpc__deadline *deadline) {
   shmrpc_server *server = worker->server;
   shmrpc__spin *spin = &worker->spin;
-  uint64_t start = 0;
+  uint64_t start = 0, extra = spin->extra_ns;
   int found = find_call(worker), judging, spinner = 0;
+  spin->extra_ns = 0;
   if (found != 0)
     return found;
   if (spin->slept_since_ns != 0) {
@@ -913,8 +936,8 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
     start = shmrpc__os_now_ns();
     slept = start - spin->slept_since_ns;
     if (worker->sleep_judged)
-      shmrpc__spin_judge(spin, slept);
-    if (slept > 2 * spin->max_ns)
+      shmrpc__spin_judge(spin, slept, worker->slept_extra_ns);
+    if (slept > 2 * (spin->max_ns + worker->slept_extra_ns))
       worker->back_to_back = 0; /* the calls stopped coming */
     else if (!worker->sleep_judged)
       worker->back_to_back = 1;
@@ -939,8 +962,8 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
       if (start == 0)
         start = shmrpc__os_now_ns();
       shmrpc__deadline_arm(deadline, start);
-      found = shmrpc__spin_for(find_call, worker, spin->window_ns, start,
-                               deadline);
+      found = shmrpc__spin_for(find_call, worker, spin->window_ns + extra,
+                               start, deadline);
     }
     if (found != 0) {
       if (found > 0)
@@ -1013,6 +1036,7 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
   shmrpc__fetch_add32(&server->asleep, (uint32_t)-1);
   if (spin->max_ns > 0) {
     spin->slept_since_ns = start;
+    worker->slept_extra_ns = extra;
     worker->sleep_judged = judging;
   }
   return found;

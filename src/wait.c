@@ -49,6 +49,8 @@ void shmrpc__spin_init(shmrpc__spin *spin, int32_t spin_us) {
   spin->max_ns = n < 2 ? 0 : (uint64_t)spin_us * 1000u;
   spin->window_ns = spin->max_ns;
   spin->slept_since_ns = 0;
+  spin->extra_ns = 0;
+  spin->copy_ps = SHMRPC__PACE_PS;
   /* A CPU for each spinning caller, one for the server. */
   spin->crowd_max = n < 2 ? 0 : n - 1;
 }
@@ -81,10 +83,12 @@ SHMRPC__HOT int shmrpc__spin_for(int (*ready)(void *ctx), void *ctx,
 }
 
 /* A wait outlasted the spin and slept for slept_ns. If it ended soon after
- * the window, a full window would have caught it: use one. If it took much
- * longer (a slow handler, a peer without a CPU), spin less next time. */
-SHMRPC__HOT void shmrpc__spin_judge(shmrpc__spin *spin, uint64_t slept_ns) {
-  if (slept_ns <= 2 * spin->max_ns) {
+ * the window (the full window and the extra the wait expected), a full
+ * window would have caught it: use one. If it took much longer (a slow
+ * handler, a peer without a CPU), spin less next time. */
+SHMRPC__HOT void shmrpc__spin_judge(shmrpc__spin *spin, uint64_t slept_ns,
+                                    uint64_t extra_ns) {
+  if (slept_ns <= 2 * (spin->max_ns + extra_ns)) {
     spin->window_ns = spin->max_ns;
   } else {
     spin->window_ns /= 2;
@@ -97,6 +101,30 @@ SHMRPC__HOT void shmrpc__spin_paid(shmrpc__spin *spin) {
   spin->window_ns = spin->window_ns * 2 + SHMRPC__SPIN_FLOOR_NS;
   if (spin->window_ns > spin->max_ns)
     spin->window_ns = spin->max_ns;
+}
+
+void shmrpc__spin_learn(shmrpc__spin *spin, uint64_t bytes, uint64_t ns) {
+  uint64_t ps;
+  if (bytes < SHMRPC__PACE_MIN)
+    return;
+  /* A copy the scheduler cut into counts a quarter: one outlier moves the
+   * pace by a quarter at most, and it stays within 16 to 2000 ps/byte
+   * (62 to 0.5 GB/s). */
+  ps = ns * 1000u / bytes;
+  if (ps < 16u)
+    ps = 16u;
+  if (ps > 2000u)
+    ps = 2000u;
+  spin->copy_ps = (uint32_t)((3u * (uint64_t)spin->copy_ps + ps) / 4u);
+}
+
+uint64_t shmrpc__spin_pace(const shmrpc__spin *spin, uint64_t bytes) {
+  uint64_t room = (uint64_t)SHMRPC_MAX_SPIN_US * 1000u, extra;
+  room = room > spin->max_ns ? room - spin->max_ns : 0u;
+  /* Twice our own time: bytes is at most two messages of at most
+   * SHMRPC_MAX_CAPACITY, copy_ps at most 2000, so this cannot overflow. */
+  extra = 2u * bytes * spin->copy_ps / 1000u;
+  return extra < room ? extra : room;
 }
 
 /* Counts the caller among those waiting; 1 if it may still spin. */
@@ -116,7 +144,8 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
    * spin": go to the kernel without delay, leaving the CPU to the peer just
    * woken. A wait that then ends soon after restores the full window. */
   int spinning, judging, counted = 0, result = ready(ctx);
-  uint64_t start = 0;
+  uint64_t start = 0, extra = spin->extra_ns;
+  spin->extra_ns = 0;
   if (result != 0)
     return result;
   /* A wait that can spin learns from how long it then sleeps; any other
@@ -153,7 +182,8 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
     shmrpc__deadline_arm(deadline, start);
   }
   if (spinning) {
-    result = shmrpc__spin_for(ready, ctx, spin->window_ns, start, deadline);
+    result = shmrpc__spin_for(ready, ctx, spin->window_ns + extra, start,
+                              deadline);
     if (result != 0) {
       shmrpc__spin_paid(spin); /* spinning paid: widen the window again */
       if (counted)
@@ -166,7 +196,7 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
   if (counted)
     shmrpc__fetch_add32(how->crowd, (uint32_t)-1);
   if (judging)
-    shmrpc__spin_judge(spin, shmrpc__os_now_ns() - start);
+    shmrpc__spin_judge(spin, shmrpc__os_now_ns() - start, extra);
   return result;
 }
 

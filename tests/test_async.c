@@ -774,6 +774,67 @@ static void test_no_syscalls_while_spinning(void **state) {
   end_service(client, server);
 }
 
+/* Large calls back to back with the default spin windows (100 us): the
+ * server copies each 1 MiB request and echoes it, the caller copies the
+ * answer out, and each side's wait spins through the other's copying
+ * (core.h, Pacing) instead of sleeping and being woken at every call. Both
+ * sides' system calls stay far below one per call (before pacing: two per
+ * call on each side). */
+#define LARGE_CALLS 200
+#define LARGE_SIZE (1024u * 1024u)
+
+static void test_large_calls_spin_through_copies(void **state) {
+  const char *extra[] = {"lanes=2", "workers=1", NULL}, *name;
+  unsigned char *req, *resp;
+  uint64_t client_before = 0, server_before = 0, client_calls, server_calls;
+  test_proc *server;
+  shmrpc_client *client;
+  int i;
+  (void)state;
+#ifdef UNDER_TSAN
+  skip(); /* as above: the peers outwait their windows */
+#endif
+  if (test_cpu_count() < 2)
+    skip();
+  req = malloc(LARGE_SIZE);
+  resp = malloc(LARGE_SIZE);
+  assert_non_null(req);
+  assert_non_null(resp);
+  memset(req, 0x5a, LARGE_SIZE);
+  name = test_service_name("large");
+  server = test_spawn_server_args(name, "1048576", extra);
+  client = open_client(name, -1);
+  for (i = 0; i < 2 * LARGE_CALLS; i++) {
+    size_t len = 0;
+    if (i == LARGE_CALLS) { /* the first half warms up and learns */
+      server_before = blocking_u64(client, T_SYSCALLS);
+      client_before = test_syscalls();
+    }
+    test_put_u64(req, (uint64_t)i);
+    assert_int_equal(shmrpc_call(client, T_ECHO, req, LARGE_SIZE, resp,
+                                 LARGE_SIZE, &len, T_EXIT_MS),
+                     0);
+    assert_int_equal(len, LARGE_SIZE);
+    assert_int_equal(test_get_u64(resp), (uint64_t)i);
+    assert_int_equal(resp[LARGE_SIZE - 1], 0x5a);
+  }
+  client_calls = test_syscalls() - client_before;
+  server_calls = blocking_u64(client, T_SYSCALLS) - server_before;
+  print_message("1 MiB calls: %llu system calls in the client, %llu in the "
+                "server for %d calls\n",
+                (unsigned long long)client_calls,
+                (unsigned long long)server_calls, LARGE_CALLS);
+  assert_true(server_calls < LARGE_CALLS / 4);
+#ifdef _WIN32
+  assert_true(client_calls <= 2u * LARGE_CALLS + LARGE_CALLS / 4);
+#else
+  assert_true(client_calls < LARGE_CALLS / 4);
+#endif
+  end_service(client, server);
+  free(req);
+  free(resp);
+}
+
 /* ---- Misuse ------------------------------------------------------------ */
 
 typedef struct other_thread {
@@ -871,6 +932,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_server_stop_reaches_calls),
       cmocka_unit_test(test_server_in_poll_loop),
       cmocka_unit_test(test_no_syscalls_while_spinning),
+      cmocka_unit_test(test_large_calls_spin_through_copies),
       cmocka_unit_test(test_misuse),
   };
   int helper;
