@@ -739,17 +739,22 @@ SHMRPC__HOT static void unclaim(shmrpc_server *server, uint32_t lane) {
     shmrpc__store32(&server->lane[lane].claimed, 0);
 }
 
-/* Copies a large request of lane `lane` for the handler, timed: the pace
- * of this worker's copies (core.h, Pacing). */
-static void copy_timed(shmrpc__worker *worker, uint32_t lane,
-                       uint32_t request_len) {
+/* Copies the request of lane `lane` (beyond its line, at most capacity)
+ * for the handler; a large one is timed: the pace of this worker's copies
+ * (core.h, Pacing). */
+SHMRPC__HOT static void copy_request(shmrpc__worker *worker, uint32_t lane,
+                                     uint32_t request_len) {
   shmrpc_server *server = worker->server;
-  uint64_t start = shmrpc__os_now_ns();
+  uint64_t start = 0;
+  if (request_len >= SHMRPC__PACE_MIN)
+    start = shmrpc__os_now_ns();
   memcpy(worker->request_copy,
          shmrpc__area_payload(server->calls_area, server->lanes,
                               server->capacity, lane),
          request_len);
-  shmrpc__spin_learn(&worker->spin, request_len, shmrpc__os_now_ns() - start);
+  if (start != 0)
+    shmrpc__spin_learn(&worker->spin, request_len,
+                       shmrpc__os_now_ns() - start);
 }
 
 /* Serves the call posted on `lane`, if it is still there. Returns 1 if it
@@ -789,13 +794,8 @@ SHMRPC__HOT static int serve_lane(shmrpc__worker *worker, uint32_t lane) {
     if (request_len <= SHMRPC__INLINE_MAX)
       shmrpc__copy_small(worker->request_copy, request->request_inline,
                          request_len);
-    else if (request_len < SHMRPC__PACE_MIN)
-      memcpy(worker->request_copy,
-             shmrpc__area_payload(server->calls_area, server->lanes,
-                                  server->capacity, lane),
-             request_len);
     else
-      copy_timed(worker, lane, request_len);
+      copy_request(worker, lane, request_len);
     shmrpc__bump64(
         &shmrpc__area_lane_info(server->server_area, server->lanes, lane)
              ->bytes_in,
