@@ -489,7 +489,10 @@ static void check_calculator(bridged *b) {
   assert_int_equal(calc_call(client, CALC_SLEEP, 2000, 0, NULL, 200, &result),
                    SHMRPC_ETIMEDOUT);
   assert_true(test_now_ms() - start >= 200 - 1);
-  assert_true(test_now_ms() - start < 200 * 5); /* and well before 2000 */
+  /* and before the handler's 2 s could have produced the answer: the
+   * timeout ended the call, not a late answer (no bound on how fast this
+   * machine is beyond that) */
+  assert_true(test_now_ms() - start < 2000);
   assert_int_equal(calc_ok(client, CALC_ADD, 40, 2), 42);
   wait_server_timeouts(b->server_name, 1);
   shmrpc_client_close(client);
