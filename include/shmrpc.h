@@ -168,8 +168,8 @@ typedef struct shmrpc_server_options {
    * most SHMRPC_MAX_SPIN_US. No spinning on a single-CPU machine, and one
    * worker at a time spins. After an answer or request of 64 KiB or more
    * the next spin is longer, by twice the time the worker takes to copy
-   * those bytes (the caller copies them before it can call again), within
-   * SHMRPC_MAX_SPIN_US in all. */
+   * those bytes (the caller copies them before it can call again): at most
+   * 32 times spin_us more, and within SHMRPC_MAX_SPIN_US in all. */
   int32_t spin_us;
   /* How many calls the service holds at once, from any callers (each lane
    * is a request/response slot of `capacity` bytes each way); a caller
@@ -345,8 +345,8 @@ typedef struct shmrpc_client_options {
   /* Spin window while waiting for the response, in microseconds; -1 means
    * the default, 0 never spins, at most SHMRPC_MAX_SPIN_US. A request of
    * 64 KiB or more spins longer, by twice the time this side takes to copy
-   * it (the server copies it before its handler runs), within
-   * SHMRPC_MAX_SPIN_US in all. */
+   * it (the server copies it before its handler runs): at most 32 times
+   * spin_us more, and within SHMRPC_MAX_SPIN_US in all. */
   int32_t spin_us;
   /* The user the server must run as: a name or a numeric id (POSIX), an
    * account name or a SID string such as "S-1-5-18" (Windows). NULL (the

@@ -159,16 +159,28 @@ void shmrpc__spin_paid(shmrpc__spin *spin);
  */
 #define SHMRPC__PACE_MIN 65536u
 #define SHMRPC__PACE_PS 125u /* 8 GB/s, before the first timed copy */
+#define SHMRPC__PACE_STRETCH 32u /* at most this many windows more */
 /* The pace learns from a copy of `bytes` that took ns. */
 void shmrpc__spin_learn(shmrpc__spin *spin, uint64_t bytes, uint64_t ns);
 /* How much longer to spin for a peer that copies `bytes` (at least
- * SHMRPC__PACE_MIN) first: never beyond SHMRPC_MAX_SPIN_US in all. */
+ * SHMRPC__PACE_MIN) first: at most SHMRPC__PACE_STRETCH full windows, and
+ * never beyond SHMRPC_MAX_SPIN_US in all. */
 uint64_t shmrpc__spin_pace(const shmrpc__spin *spin, uint64_t bytes);
 /* The next wait expects the peer to copy `bytes` first (below
  * SHMRPC__PACE_MIN the window covers them: nothing is added). */
 static inline void shmrpc__spin_expect(shmrpc__spin *spin, uint64_t bytes) {
   spin->extra_ns = bytes >= SHMRPC__PACE_MIN ? shmrpc__spin_pace(spin, bytes)
                                              : 0u;
+}
+/* What the next wait adds to its window, which it takes (so no later wait
+ * inherits it): the expected extra, shrunk with the window as sleeps that
+ * outlast it shrink the window (at the floor: no spin at all). */
+static inline uint64_t shmrpc__spin_take_extra(shmrpc__spin *spin) {
+  uint64_t extra = spin->extra_ns;
+  spin->extra_ns = 0;
+  if (SHMRPC__UNLIKELY(extra != 0) && spin->window_ns < spin->max_ns)
+    extra = extra * spin->window_ns / spin->max_ns;
+  return extra;
 }
 
 /* Below this window a spin costs more in clock reads than it can win: a

@@ -926,9 +926,8 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
                                      shmrpc__deadline *deadline) {
   shmrpc_server *server = worker->server;
   shmrpc__spin *spin = &worker->spin;
-  uint64_t start = 0, extra = spin->extra_ns;
+  uint64_t start = 0, extra = shmrpc__spin_take_extra(spin);
   int found = find_call(worker), judging, spinner = 0;
-  spin->extra_ns = 0;
   if (found != 0)
     return found;
   if (spin->slept_since_ns != 0) {
@@ -937,7 +936,7 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
     slept = start - spin->slept_since_ns;
     if (worker->sleep_judged)
       shmrpc__spin_judge(spin, slept, worker->slept_extra_ns);
-    if (slept > 2 * (spin->max_ns + worker->slept_extra_ns))
+    if (slept > 2 * spin->max_ns + worker->slept_extra_ns)
       worker->back_to_back = 0; /* the calls stopped coming */
     else if (!worker->sleep_judged)
       worker->back_to_back = 1;
@@ -1004,6 +1003,7 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
       doorbell_add(server, (uint32_t)-1);
       shmrpc__fetch_add32(&server->asleep, (uint32_t)-1);
       worker->holds_role = 1;
+      spin->extra_ns = extra; /* for that look's spin */
       return 0; /* serve_one looks again, as the spinner */
     }
   }

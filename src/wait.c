@@ -83,12 +83,12 @@ SHMRPC__HOT int shmrpc__spin_for(int (*ready)(void *ctx), void *ctx,
 }
 
 /* A wait outlasted the spin and slept for slept_ns. If it ended soon after
- * the window (the full window and the extra the wait expected), a full
- * window would have caught it: use one. If it took much longer (a slow
+ * the window (twice the full window, plus the extra the wait expected),
+ * a full window would have caught it: use one. If it took much longer (a slow
  * handler, a peer without a CPU), spin less next time. */
 SHMRPC__HOT void shmrpc__spin_judge(shmrpc__spin *spin, uint64_t slept_ns,
                                     uint64_t extra_ns) {
-  if (slept_ns <= 2 * (spin->max_ns + extra_ns)) {
+  if (slept_ns <= 2 * spin->max_ns + extra_ns) {
     spin->window_ns = spin->max_ns;
   } else {
     spin->window_ns /= 2;
@@ -107,10 +107,14 @@ void shmrpc__spin_learn(shmrpc__spin *spin, uint64_t bytes, uint64_t ns) {
   uint64_t ps;
   if (bytes < SHMRPC__PACE_MIN)
     return;
-  /* A copy the scheduler cut into counts a quarter: one outlier moves the
-   * pace by a quarter at most, and it stays within 16 to 2000 ps/byte
-   * (62 to 0.5 GB/s). */
+  /* A copy the scheduler cut into, or one a writer slowed by writing the
+   * lines being copied, counts a quarter and at most four times the pace:
+   * one outlier moves the pace by three quarters at most, a slower
+   * machine still gets there in a few copies, and it stays within 16 to
+   * 2000 ps/byte (62 to 0.5 GB/s). */
   ps = ns * 1000u / bytes;
+  if (ps > 4u * spin->copy_ps)
+    ps = 4u * spin->copy_ps;
   if (ps < 16u)
     ps = 16u;
   if (ps > 2000u)
@@ -120,7 +124,11 @@ void shmrpc__spin_learn(shmrpc__spin *spin, uint64_t bytes, uint64_t ns) {
 
 uint64_t shmrpc__spin_pace(const shmrpc__spin *spin, uint64_t bytes) {
   uint64_t room = (uint64_t)SHMRPC_MAX_SPIN_US * 1000u, extra;
+  /* Never more than SHMRPC_MAX_SPIN_US in all, nor more than
+   * SHMRPC__PACE_STRETCH windows more: a small spin_us stays small. */
   room = room > spin->max_ns ? room - spin->max_ns : 0u;
+  if (room > SHMRPC__PACE_STRETCH * spin->max_ns)
+    room = SHMRPC__PACE_STRETCH * spin->max_ns;
   /* Twice our own time: bytes is at most two messages of at most
    * SHMRPC_MAX_CAPACITY, copy_ps at most 2000, so this cannot overflow. */
   extra = 2u * bytes * spin->copy_ps / 1000u;
@@ -144,8 +152,7 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
    * spin": go to the kernel without delay, leaving the CPU to the peer just
    * woken. A wait that then ends soon after restores the full window. */
   int spinning, judging, counted = 0, result = ready(ctx);
-  uint64_t start = 0, extra = spin->extra_ns;
-  spin->extra_ns = 0;
+  uint64_t start = 0, extra = shmrpc__spin_take_extra(spin);
   if (result != 0)
     return result;
   /* A wait that can spin learns from how long it then sleeps; any other

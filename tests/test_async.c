@@ -777,19 +777,57 @@ static void test_no_syscalls_while_spinning(void **state) {
 /* Large calls back to back with the default spin windows (100 us): the
  * server copies each 1 MiB request and echoes it, the caller copies the
  * answer out, and each side's wait spins through the other's copying
- * (core.h, Pacing) instead of sleeping and being woken at every call. Both
- * sides' system calls stay far below one per call (before pacing: two per
- * call on each side). */
+ * (core.h, Pacing) instead of sleeping and being woken at every call.
+ * Without pacing each side sleeps and wakes the other at every call: two
+ * system calls per call on each side (400 and 404 for 200 calls here).
+ * With it, a few; with a process busy on one of the two CPUs all along,
+ * one per call (each side sleeps every other call). The limit is 3 per 2
+ * calls on each side (on Windows the client's lane lock adds its two), and
+ * a second round is measured if the first missed it (a burst of load),
+ * while the fault it looks for misses every round. */
 #define LARGE_CALLS 200
 #define LARGE_SIZE (1024u * 1024u)
+
+/* One round of LARGE_CALLS echoes; 1 if both sides stayed within the
+ * limit. */
+static int large_round(shmrpc_client *client, unsigned char *req,
+                       unsigned char *resp, int round) {
+  uint64_t client_before, server_before, client_calls, server_calls;
+  int i;
+  server_before = blocking_u64(client, T_SYSCALLS);
+  client_before = test_syscalls();
+  for (i = 0; i < LARGE_CALLS; i++) {
+    size_t len = 0;
+    test_put_u64(req, (uint64_t)i);
+    assert_int_equal(shmrpc_call(client, T_ECHO, req, LARGE_SIZE, resp,
+                                 LARGE_SIZE, &len, T_EXIT_MS),
+                     0);
+    assert_int_equal(len, LARGE_SIZE);
+    assert_int_equal(test_get_u64(resp), (uint64_t)i);
+    assert_int_equal(resp[LARGE_SIZE - 1], 0x5a);
+  }
+  client_calls = test_syscalls() - client_before;
+  server_calls = blocking_u64(client, T_SYSCALLS) - server_before;
+  print_message("1 MiB calls, round %d: %llu system calls in the client, "
+                "%llu in the server for %d calls\n",
+                round, (unsigned long long)client_calls,
+                (unsigned long long)server_calls, LARGE_CALLS);
+#ifdef _WIN32
+  /* less the lane lock's two per call */
+  client_calls = client_calls > 2u * LARGE_CALLS
+                     ? client_calls - 2u * LARGE_CALLS
+                     : 0u;
+#endif
+  return 2u * client_calls < 3u * LARGE_CALLS &&
+         2u * server_calls < 3u * LARGE_CALLS;
+}
 
 static void test_large_calls_spin_through_copies(void **state) {
   const char *extra[] = {"lanes=2", "workers=1", NULL}, *name;
   unsigned char *req, *resp;
-  uint64_t client_before = 0, server_before = 0, client_calls, server_calls;
   test_proc *server;
   shmrpc_client *client;
-  int i;
+  int i, held = 0;
   (void)state;
 #ifdef UNDER_TSAN
   skip(); /* as above: the peers outwait their windows */
@@ -804,35 +842,13 @@ static void test_large_calls_spin_through_copies(void **state) {
   name = test_service_name("large");
   server = test_spawn_server_args(name, "1048576", extra);
   client = open_client(name, -1);
-  for (i = 0; i < 2 * LARGE_CALLS; i++) {
-    size_t len = 0;
-    if (i == LARGE_CALLS) { /* the first half warms up and learns */
-      server_before = blocking_u64(client, T_SYSCALLS);
-      client_before = test_syscalls();
-    }
-    test_put_u64(req, (uint64_t)i);
-    assert_int_equal(shmrpc_call(client, T_ECHO, req, LARGE_SIZE, resp,
-                                 LARGE_SIZE, &len, T_EXIT_MS),
-                     0);
-    assert_int_equal(len, LARGE_SIZE);
-    assert_int_equal(test_get_u64(resp), (uint64_t)i);
-    assert_int_equal(resp[LARGE_SIZE - 1], 0x5a);
-  }
-  client_calls = test_syscalls() - client_before;
-  server_calls = blocking_u64(client, T_SYSCALLS) - server_before;
-  print_message("1 MiB calls: %llu system calls in the client, %llu in the "
-                "server for %d calls\n",
-                (unsigned long long)client_calls,
-                (unsigned long long)server_calls, LARGE_CALLS);
-  assert_true(server_calls < LARGE_CALLS / 4);
-#ifdef _WIN32
-  assert_true(client_calls <= 2u * LARGE_CALLS + LARGE_CALLS / 4);
-#else
-  assert_true(client_calls < LARGE_CALLS / 4);
-#endif
+  /* Round 0 warms up: both sides learn their pace. */
+  for (i = 0; i < 3 && !held; i++)
+    held = large_round(client, req, resp, i) && i > 0;
   end_service(client, server);
   free(req);
   free(resp);
+  assert_true(held);
 }
 
 /* ---- Misuse ------------------------------------------------------------ */
