@@ -1,6 +1,6 @@
 /*
- * Atomic access to 32- and 64-bit words in shared memory, with one branch per
- * compiler. Fields in the mapping are plain integers: another process may
+ * Atomic access to 32- and 64-bit words in shared memory (and to a pointer
+ * in private memory that threads share), with one branch per compiler. Fields in the mapping are plain integers: another process may
  * change them at any time, so every access goes through these functions,
  * which also stop the compiler from reading a field twice.
  */
@@ -58,6 +58,16 @@ static inline void shmrpc__add64(volatile uint64_t *p, uint64_t v) {
 static inline void shmrpc__bump64(volatile uint64_t *p, uint64_t v) {
   __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v,
                    __ATOMIC_RELAXED);
+}
+/* Pointers in private memory shared by threads: exchange and
+ * compare-and-swap, sequentially consistent. */
+static inline void *shmrpc__xchg_ptr(void *volatile *p, void *v) {
+  return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);
+}
+static inline int shmrpc__cas_ptr(void *volatile *p, void *expected,
+                                  void *desired) {
+  return __atomic_compare_exchange_n(p, &expected, desired, 0,
+                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 /* A hint to the CPU inside a spin loop. */
 static inline void shmrpc__cpu_relax(void) {
@@ -121,6 +131,13 @@ static inline void shmrpc__add64(volatile uint64_t *p, uint64_t v) {
 }
 static inline void shmrpc__bump64(volatile uint64_t *p, uint64_t v) {
   *p = *p + v; /* aligned 64-bit accesses are atomic on x64 */
+}
+static inline void *shmrpc__xchg_ptr(void *volatile *p, void *v) {
+  return _InterlockedExchangePointer(p, v);
+}
+static inline int shmrpc__cas_ptr(void *volatile *p, void *expected,
+                                  void *desired) {
+  return _InterlockedCompareExchangePointer(p, desired, expected) == expected;
 }
 static inline void shmrpc__cpu_relax(void) { _mm_pause(); }
 

@@ -59,14 +59,46 @@ struct shmrpc_pending {
   shmrpc__os_lane_waiter waiter; /* its place in the queue, while QUEUED */
   size_t request_len;
   const unsigned char *request; /* the copy below, until posted */
+  size_t copy_cap;              /* bytes copy[] has room for */
   unsigned char copy[];
 };
 
-/* The calling thread's calls, oldest first. */
-static SHMRPC__THREAD_LOCAL struct {
+/* The calling thread's calls, oldest first. In the fast thread-local
+ * block (core.h): every start links its call here. */
+static SHMRPC__THREAD_LOCAL_FAST struct {
   shmrpc_pending *head;
   shmrpc_pending *tail;
 } thread_calls;
+
+/*
+ * One freed call kept for the next start, for the whole process: after an
+ * idle spell, malloc's cold code and bookkeeping cost a start about 4 us,
+ * a tenth of a cold call (README, Performance). Whoever exchanges it out
+ * owns it; a free puts it back only into an empty slot. Calls with a copy
+ * larger than SPARE_MAX are not kept.
+ */
+#define SPARE_MAX 256u
+static void *volatile spare;
+
+static shmrpc_pending *call_alloc(size_t copy_len) {
+  shmrpc_pending *call = shmrpc__xchg_ptr(&spare, NULL);
+  if (call != NULL && call->copy_cap >= copy_len) {
+    size_t cap = call->copy_cap;
+    memset(call, 0, sizeof(*call));
+    call->copy_cap = cap;
+    return call;
+  }
+  free(call);
+  call = calloc(1, sizeof(*call) + copy_len);
+  if (call != NULL)
+    call->copy_cap = copy_len;
+  return call;
+}
+
+static void call_free(shmrpc_pending *call) {
+  if (call->copy_cap > SPARE_MAX || !shmrpc__cas_ptr(&spare, NULL, call))
+    free(call);
+}
 
 static int mine(const shmrpc_pending *call) {
   return call != NULL && call->owner == (const void *)&thread_calls;
@@ -180,6 +212,14 @@ static void got_lane(shmrpc_pending *call, uint32_t lane, int rc) {
   post(call, call->request);
 }
 
+/* Arms the call's deadline, and its first look at the server's health, at
+ * `now` if they are not armed yet. */
+static void arm_deadline(shmrpc_pending *call, uint64_t now) {
+  shmrpc__deadline_arm(&call->deadline, now);
+  if (call->health_ns == 0)
+    call->health_ns = now + (uint64_t)SHMRPC__SLICE_MS * 1000000u;
+}
+
 /* Moves the call on without blocking; returns 1 once it is over. */
 static int progress(shmrpc_pending *call) {
   shmrpc__conn *conn = call->conn;
@@ -218,6 +258,7 @@ static int progress(shmrpc_pending *call) {
 
   /* Still in flight: its deadline, then its server. */
   now = shmrpc__os_now_ns();
+  arm_deadline(call, now);
   if (call->deadline.timeout_ms >= 0 && now >= call->deadline.end_ns) {
     if (call->state == PENDING_POSTED &&
         shmrpc__conn_abandon(conn, call->lane, call->seq)) {
@@ -295,7 +336,7 @@ int shmrpc_call_start(shmrpc_client *client, uint32_t method,
   }
   /* The request is kept until posted: queued, or on a busy lane. */
   copy = rc < 0 || !shmrpc__lane_idle(&conn->lane[lane]);
-  call = calloc(1, sizeof(*call) + (copy ? request_len : 0));
+  call = call_alloc(copy ? request_len : 0);
   if (call == NULL) {
     if (rc >= 0)
       shmrpc__os_lane_release(conn->service, lane);
@@ -309,13 +350,10 @@ int shmrpc_call_start(shmrpc_client *client, uint32_t method,
   call->request = copy ? call->copy : request;
   if (copy && request_len > 0)
     memcpy(call->copy, request, request_len);
-  /* The deadline counts from now; SHMRPC_NOWAIT waits for the answer of a
-   * call it could post as long as the server lives. */
+  /* SHMRPC_NOWAIT waits for the answer of a call it could post as long as
+   * the server lives. The deadline is armed below. */
   call->deadline = shmrpc__deadline_in(timeout_ms == 0 ? SHMRPC_INFINITE
                                                        : timeout_ms);
-  call->health_ns = shmrpc__os_now_ns();
-  shmrpc__deadline_arm(&call->deadline, call->health_ns);
-  call->health_ns += (uint64_t)SHMRPC__SLICE_MS * 1000000u;
   link_call(call);
   if (rc >= 0) {
     got_lane(call, lane, rc);
@@ -328,6 +366,14 @@ int shmrpc_call_start(shmrpc_client *client, uint32_t method,
   } else {
     call->state = PENDING_QUEUED;
   }
+  /* The deadline counts from now, read after the post: a cold clock read
+   * (about 2 us after an idle spell) then comes after the server was rung,
+   * and none at all if its answer came while we yielded to it. A call
+   * posted at once tells the server its timeout alone, as a blocking call
+   * does; progress() arms what is left unarmed here. */
+  if (call->state != PENDING_POSTED ||
+      !shmrpc__conn_answered(conn, call->lane, call->seq))
+    arm_deadline(call, shmrpc__os_now_ns());
   *out = call;
   return 0;
 }
@@ -415,7 +461,7 @@ static void end_call(shmrpc_pending *call) {
   unlink_call(call);
   if (client != NULL)
     shmrpc__client_leave(client);
-  free(call);
+  call_free(call);
 }
 
 int shmrpc_pending_finish(shmrpc_pending *call, void *response,
