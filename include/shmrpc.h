@@ -439,8 +439,10 @@ typedef struct shmrpc_pending shmrpc_pending;
  * lane now, or queued for one (first come, first served with every other
  * caller) and posted as soon as one frees. A post that wakes a sleeping
  * server yields the CPU once (the woken server may be queued on it), so it
- * may return after other threads ran. timeout_ms covers the whole call
- * from now: queueing, the server's work and the answer; with SHMRPC_NOWAIT
+ * may return after other threads ran. timeout_ms covers the whole call,
+ * counted from this function (a call posted at once counts it from just
+ * after its post and that yield): queueing, the server's work and the
+ * answer; with SHMRPC_NOWAIT
  * it fails at once with SHMRPC_EAGAIN if no lane is free, else waits for
  * its answer for as long as the server lives, as shmrpc_call does.
  *
