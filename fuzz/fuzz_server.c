@@ -1467,7 +1467,8 @@ static void check_answer_lines(const fuzz_round *r) {
 
 /* The wake-ups: an answer to a caller asleep on its event sets the lane's
  * event, one to a caller in an event loop writes a byte into the lane's
- * FIFO; a pass that put an answer line back sets its event too. */
+ * FIFO, one to a caller that yielded wakes nothing; a pass that put an
+ * answer line back sets its event too. */
 static void check_wakeups(const fuzz_round *r) {
   const posix_calls_prefix *before =
       (const posix_calls_prefix *)(const void *)r->calls_prefix;
@@ -1479,7 +1480,8 @@ static void check_wakeups(const fuzz_round *r) {
       continue;
     if ((call->sleepers & SHMRPC__SLEEPER_MODE_MASK) == SHMRPC__SLEEPER_FD)
       bytes[call->lane]++;
-    else
+    else if ((call->sleepers & SHMRPC__SLEEPER_MODE_MASK) !=
+             SHMRPC__SLEEPER_YIELDED)
       events[call->lane]++;
   }
   for (lane = 0; lane < FUZZ_LANES; lane++) {

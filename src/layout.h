@@ -71,7 +71,7 @@
 #include <stdint.h>
 
 #define SHMRPC__MAGIC 0x43505253u /* "SRPC" */
-#define SHMRPC__PROTOCOL_VERSION 5u
+#define SHMRPC__PROTOCOL_VERSION 6u
 #define SHMRPC__LINE 64u
 /* A request or response of at most this many bytes travels in its writer's
  * line (request_inline, response_inline) rather than in the payload areas,
@@ -94,8 +94,11 @@ enum shmrpc__server_state {
 enum shmrpc__sleeper {
   SHMRPC__SLEEPER_NONE = 0,  /* spinning, or not waiting */
   SHMRPC__SLEEPER_EVENT = 1, /* asleep on the lane's response event */
-  SHMRPC__SLEEPER_FD = 2     /* in an event loop on its waitable; the
+  SHMRPC__SLEEPER_FD = 2,    /* in an event loop on its waitable; the
                                 bits above the low two name the waker */
+  SHMRPC__SLEEPER_YIELDED = 3 /* it rang a sleeping server and yielded its
+                                CPU to it: nothing to wake, but no spin for
+                                the next call on what may be its CPU */
 };
 #define SHMRPC__SLEEPER_MODE_MASK 3u
 

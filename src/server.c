@@ -44,8 +44,8 @@ typedef struct shmrpc__worker {
   uint32_t calls_since_repair;
   int holds_role;              /* 1 while it holds the spinner's role */
   uint32_t id;                 /* its name in the role word: 1, 2, ... */
-  int woke_caller;             /* its last answer woke a sleeping caller */
-  int woken;                   /* its last call woke it from a sleep */
+  int woke_caller;             /* its last answer woke a sleeping caller,
+                                  or one that yielded to it */
   /* Whether the sleep that spin.slept_since_ns started judges the spin
    * window (0 after such an answer: that one did not spin); and whether
    * the last sleep after such an answer ended within the spin window: the
@@ -471,10 +471,16 @@ SHMRPC__HOT static int publish_answer(shmrpc_server *server, uint32_t lane,
     /* Lowered only if it is still what we saw: the lane's next caller may
      * have raised its own mark meanwhile. */
     (void)shmrpc__cas32(&request->response_sleepers, sleeper, 0u);
-    if ((sleeper & SHMRPC__SLEEPER_MODE_MASK) == SHMRPC__SLEEPER_FD)
+    switch (sleeper & SHMRPC__SLEEPER_MODE_MASK) {
+    case SHMRPC__SLEEPER_FD:
       shmrpc__os_waitable_wake(server->service, lane, sleeper >> 2);
-    else
+      break;
+    case SHMRPC__SLEEPER_YIELDED:
+      break; /* it did not sleep: nothing to wake */
+    default:
       shmrpc__os_event_set(server->service, SHMRPC__EVENT_RESPONSE(lane));
+      break;
+    }
     return 1;
   }
   return 0;
@@ -928,8 +934,7 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
   shmrpc_server *server = worker->server;
   shmrpc__spin *spin = &worker->spin;
   uint64_t start = 0, extra = shmrpc__spin_take_extra(spin);
-  int found = find_call(worker), judging, spinner = 0, woken = worker->woken;
-  worker->woken = 0;
+  int found = find_call(worker), judging, spinner = 0;
   if (found != 0)
     return found;
   if (spin->slept_since_ns != 0) {
@@ -946,17 +951,15 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
   }
   /* A caller just woken needs a CPU to take its answer; where CPUs are
    * few, a spin for the next call would keep it from one (a cold call then
-   * costs a whole spin window more). So does one whose call woke this
-   * worker and that did not sleep for the answer (a call that does not
-   * block yields its CPU after ringing): the scheduler tends to queue a
-   * woken worker on its waker's CPU, and a spin there keeps that caller
-   * from its answer until the window ends (README, Performance). A caller
-   * that spins is no such case, nor one that called again soon after the
-   * last such answer: it calls back to back, and the two sides would
-   * otherwise take turns to sleep, each call waking both, for as long as
-   * its calls keep coming. */
-  judging = spin->max_ns > 0 &&
-            (!(worker->woke_caller || woken) || worker->back_to_back);
+   * costs a whole spin window more). So does one that yielded its CPU to
+   * this worker after ringing it (SHMRPC__SLEEPER_YIELDED): the scheduler
+   * tends to queue a woken worker on its waker's CPU, and a spin there
+   * keeps that caller from its answer until the window ends (README,
+   * Performance). A caller that spins is no such case, nor one that called
+   * again soon after the last such answer: it calls back to back, and the
+   * two sides would otherwise take turns to sleep, each call waking both,
+   * for as long as its calls keep coming. */
+  judging = spin->max_ns > 0 && (!worker->woke_caller || worker->back_to_back);
   if (judging && spin->window_ns > SHMRPC__SPIN_FLOOR_NS &&
       become_spinner(worker)) {
     int i;
@@ -1032,10 +1035,8 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
                                   prepared, slice);
       prefetch_lanes(worker);
       found = find_call(worker);
-      if (found > 0) {
+      if (found > 0)
         prefetch_serve(worker, (uint32_t)found - 1u);
-        worker->woken = 1;
-      }
     }
     if (found != 0)
       break;
