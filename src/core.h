@@ -172,15 +172,23 @@ static inline void shmrpc__spin_expect(shmrpc__spin *spin, uint64_t bytes) {
   spin->extra_ns = bytes >= SHMRPC__PACE_MIN ? shmrpc__spin_pace(spin, bytes)
                                              : 0u;
 }
-/* What the next wait adds to its window, which it takes (so no later wait
- * inherits it): the expected extra, shrunk with the window as sleeps that
- * outlast it shrink the window (at the floor: no spin at all). */
+/* The extra the next wait expects, which it takes (so no later wait
+ * inherits it). It judges its sleep against all of it, and spins for
+ * shmrpc__spin_window(). */
 static inline uint64_t shmrpc__spin_take_extra(shmrpc__spin *spin) {
   uint64_t extra = spin->extra_ns;
   spin->extra_ns = 0;
+  return extra;
+}
+/* How long a wait that expects `extra` spins: the window, and the extra
+ * shrunk with it as sleeps that outlast both shrink the window (at the
+ * floor there is no spin at all). The judge still measures a sleep against
+ * the whole extra, so a long copy seen once more restores the window. */
+static inline uint64_t shmrpc__spin_window(const shmrpc__spin *spin,
+                                           uint64_t extra) {
   if (SHMRPC__UNLIKELY(extra != 0) && spin->window_ns < spin->max_ns)
     extra = extra * spin->window_ns / spin->max_ns;
-  return extra;
+  return spin->window_ns + extra;
 }
 
 /* Below this window a spin costs more in clock reads than it can win: a

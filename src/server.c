@@ -972,8 +972,9 @@ SHMRPC__HOT static int wait_for_call(shmrpc__worker *worker,
       if (start == 0)
         start = shmrpc__os_now_ns();
       shmrpc__deadline_arm(deadline, start);
-      found = shmrpc__spin_for(find_call, worker, spin->window_ns + extra,
-                               start, deadline);
+      found = shmrpc__spin_for(find_call, worker,
+                               shmrpc__spin_window(spin, extra), start,
+                               deadline);
     }
     if (found != 0) {
       if (found > 0)

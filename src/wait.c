@@ -189,8 +189,8 @@ SHMRPC__HOT int shmrpc__wait(shmrpc__os_service *service,
     shmrpc__deadline_arm(deadline, start);
   }
   if (spinning) {
-    result = shmrpc__spin_for(ready, ctx, spin->window_ns + extra, start,
-                              deadline);
+    result = shmrpc__spin_for(ready, ctx, shmrpc__spin_window(spin, extra),
+                              start, deadline);
     if (result != 0) {
       shmrpc__spin_paid(spin); /* spinning paid: widen the window again */
       if (counted)
