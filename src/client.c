@@ -618,8 +618,11 @@ SHMRPC__COLD int shmrpc__conn_abandon(shmrpc__conn *conn, uint32_t index,
 
 /* Rings the doorbell if no worker would see the call without it: every
  * worker is asleep (none spins), or the server waits in an event loop.
- * Returns the wait flags for the answer. */
-SHMRPC__HOT static int ring(shmrpc__conn *conn) {
+ * Returns the wait flags for the answer. A caller that will yield after
+ * waking a sleeping worker passes its lane's sleeper word, marked before
+ * the wake-up: the worker may run on our CPU at once, even before the
+ * system call returns. */
+SHMRPC__HOT static int ring(shmrpc__conn *conn, volatile uint32_t *yield_mark) {
   uint32_t sleepers =
       shmrpc__load32_sc(&shmrpc__area_doorbell(conn->server)->request_sleepers);
   int flags = 0;
@@ -627,6 +630,8 @@ SHMRPC__HOT static int ring(shmrpc__conn *conn) {
     shmrpc__os_waitable_wake(conn->service, UINT32_MAX, 0);
   if ((sleepers & SHMRPC__SLEEPERS_SPINNING) == 0 &&
       (sleepers & SHMRPC__SLEEPERS_ASLEEP) != 0) {
+    if (yield_mark != NULL)
+      shmrpc__store32_sc(yield_mark, SHMRPC__SLEEPER_YIELDED);
     shmrpc__os_event_set(conn->service, SHMRPC__EVENT_REQUEST);
     /* A server asleep takes a kernel wake-up (tens of microseconds) to
      * answer: then spinning for the answer only burns the CPU it needs. */
@@ -635,10 +640,11 @@ SHMRPC__HOT static int ring(shmrpc__conn *conn) {
   return flags;
 }
 
-/* shmrpc__conn_post, inline for the blocking call. */
+/* shmrpc__conn_post, inline for the blocking call (yields 0). */
 SHMRPC__HOT static inline uint32_t
 post(shmrpc__conn *conn, uint32_t index, uint32_t method, const void *request,
-     size_t request_len, const shmrpc__deadline *deadline, int *wait_flags) {
+     size_t request_len, const shmrpc__deadline *deadline, int *wait_flags,
+     int yields) {
   uint64_t copy_start = 0;
   uint32_t seq;
   /* A large request: the server copies it before it can answer, and the
@@ -658,14 +664,16 @@ post(shmrpc__conn *conn, uint32_t index, uint32_t method, const void *request,
                                "wrote over the lane's lock");
     return 0;
   }
-  *wait_flags = ring(conn);
+  *wait_flags =
+      ring(conn, yields ? &conn->lane[index].request->response_sleepers : NULL);
   return seq;
 }
 
 uint32_t shmrpc__conn_post(shmrpc__conn *conn, uint32_t index, uint32_t method,
                            const void *request, size_t request_len,
                            const shmrpc__deadline *deadline, int *wait_flags) {
-  return post(conn, index, method, request, request_len, deadline, wait_flags);
+  return post(conn, index, method, request, request_len, deadline, wait_flags,
+              1);
 }
 
 SHMRPC__HOT int shmrpc__conn_wait_answer(shmrpc__conn *conn, uint32_t index,
@@ -706,6 +714,8 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
   if (response_len != NULL)
     *response_len = 0;
   me->code = 0;
+  /* An error without a detail of its own must not show an older one's. */
+  shmrpc__error_clear();
   deadline = shmrpc__deadline_in(timeout_ms);
   if (SHMRPC__UNLIKELY(enter(client) != 0))
     return SHMRPC_EINVAL;
@@ -745,7 +755,8 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
       goto release;
   }
 
-  seq = post(conn, index, method, request, request_len, &deadline, &wait_flags);
+  seq = post(conn, index, method, request, request_len, &deadline, &wait_flags,
+             0);
   if (SHMRPC__UNLIKELY(seq == 0)) {
     rc = SHMRPC_EPROTO;
     goto release;

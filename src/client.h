@@ -96,7 +96,10 @@ int shmrpc__conn_prepare_wait(shmrpc__conn *conn, uint32_t index,
 
 /* Posts a call on the held, idle lane `index` and rings the server if it
  * needs it; returns the call's sequence number (*wait_flags: how to wait
- * for the answer), or 0 with SHMRPC_EPROTO's detail recorded. */
+ * for the answer), or 0 with SHMRPC_EPROTO's detail recorded. For a call
+ * that does not block: a ring that wakes a sleeping server marks the lane
+ * SHMRPC__SLEEPER_YIELDED first (wait_flags then has
+ * SHMRPC__WAIT_NO_SPIN), and the caller yields and lowers the mark. */
 uint32_t shmrpc__conn_post(shmrpc__conn *conn, uint32_t index, uint32_t method,
                            const void *request, size_t request_len,
                            const shmrpc__deadline *deadline, int *wait_flags);
