@@ -78,8 +78,17 @@ int shmrpc__error_detail(int code, const char *format, ...)
 #endif
     ;
 /* Forgets this thread's message: entry points that may record one call it
- * first, so that an old message never explains a new error. */
-void shmrpc__error_clear(void);
+ * first, so that an old message never explains a new error. One store to
+ * the code the message belongs to (error.c), inline: the blocking call
+ * makes it too, and a call to a cold page after an idle spell costs more
+ * than the call it is in would notice. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__ELF__)
+extern SHMRPC__THREAD_LOCAL_FAST int shmrpc__error_code
+    __attribute__((visibility("hidden")));
+#else
+extern SHMRPC__THREAD_LOCAL_FAST int shmrpc__error_code;
+#endif
+static inline void shmrpc__error_clear(void) { shmrpc__error_code = 0; }
 
 /* ---- Deadlines --------------------------------------------------------- */
 

@@ -34,11 +34,11 @@ const char *shmrpc_err_name(int err) {
 }
 
 /* The last detailed error of this thread: its code and its message. The
- * code sits apart, in the fast thread-local block (core.h): a call that
- * does not block clears it as it starts, and in a shared library the
+ * code sits apart, in the fast thread-local block, where every call clears
+ * it inline (core.h, shmrpc__error_clear): in a shared library the
  * message's block costs a call to __tls_get_addr, which after an idle
  * spell is a couple of microseconds of cold code and data. */
-static SHMRPC__THREAD_LOCAL_FAST int detail_code;
+SHMRPC__THREAD_LOCAL_FAST int shmrpc__error_code;
 static SHMRPC__THREAD_LOCAL char detail_text[320];
 
 int shmrpc__error_detail(int code, const char *format, ...) {
@@ -46,14 +46,13 @@ int shmrpc__error_detail(int code, const char *format, ...) {
   va_start(args, format);
   vsnprintf(detail_text, sizeof(detail_text), format, args);
   va_end(args);
-  detail_code = code;
+  shmrpc__error_code = code;
   return code;
 }
 
-void shmrpc__error_clear(void) { detail_code = 0; }
 
 const char *shmrpc_error_message(int err) {
-  if (err != 0 && detail_code == err && detail_text[0] != '\0')
+  if (err != 0 && shmrpc__error_code == err && detail_text[0] != '\0')
     return detail_text;
   return shmrpc_strerror(err);
 }
