@@ -851,6 +851,72 @@ static void test_large_calls_spin_through_copies(void **state) {
   assert_true(held);
 }
 
+/* Calls that do not block from several threads of one handle at once, on
+ * a service with fewer lanes than threads (so that some queue, and keep a
+ * copy of their request): every answer is its caller's. Each start may
+ * reuse a call another thread just freed (pending.c keeps one); under
+ * ThreadSanitizer this is where a handover without order would show.
+ * Failures are counted in the threads and asserted here (cmocka's asserts
+ * belong to the test's own thread). */
+#define MT_THREADS 4
+#define MT_CALLS 300
+
+typedef struct mt_caller {
+  shmrpc_client *client;
+  uint64_t id;
+  unsigned ok, bad;
+} mt_caller;
+
+static void mt_caller_main(void *arg) {
+  mt_caller *c = arg;
+  unsigned i;
+  for (i = 0; i < MT_CALLS; i++) {
+    uint64_t a = (c->id << 32) + i, b = (uint64_t)i * 7u;
+    unsigned char req[16], resp[8];
+    shmrpc_pending *call = NULL;
+    size_t len = 0;
+    int64_t end = test_now_ms() + T_EXIT_MS;
+    test_put_u64(req, a);
+    test_put_u64(req + 8, b);
+    if (shmrpc_call_start(c->client, T_ADD, req, sizeof(req), T_EXIT_MS,
+                          &call) != 0) {
+      c->bad++;
+      continue;
+    }
+    memset(req, 0xee, sizeof(req)); /* the start copied what it needs */
+    while (shmrpc_pending_poll(call) == 0 && test_now_ms() < end) {
+    }
+    if (shmrpc_pending_finish(call, resp, sizeof(resp), &len) == 0 &&
+        len == 8 && test_get_u64(resp) == a + b)
+      c->ok++;
+    else
+      c->bad++;
+  }
+}
+
+static void test_threads_start_calls(void **state) {
+  const char *extra[] = {"lanes=2", "workers=2", NULL}, *name;
+  test_proc *server;
+  shmrpc_client *client = start_service("mt", "4096", extra, &server, &name);
+  mt_caller callers[MT_THREADS];
+  test_thread *threads[MT_THREADS];
+  int i;
+  (void)state;
+  for (i = 0; i < MT_THREADS; i++) {
+    callers[i].client = client;
+    callers[i].id = (uint64_t)i + 1u;
+    callers[i].ok = callers[i].bad = 0;
+    assert_int_equal(test_thread_start(&threads[i], mt_caller_main, &callers[i]),
+                     0);
+  }
+  for (i = 0; i < MT_THREADS; i++) {
+    test_thread_join(threads[i]);
+    assert_int_equal(callers[i].bad, 0);
+    assert_int_equal(callers[i].ok, MT_CALLS);
+  }
+  end_service(client, server);
+}
+
 /* ---- Misuse ------------------------------------------------------------ */
 
 typedef struct other_thread {
@@ -949,6 +1015,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_server_in_poll_loop),
       cmocka_unit_test(test_no_syscalls_while_spinning),
       cmocka_unit_test(test_large_calls_spin_through_copies),
+      cmocka_unit_test(test_threads_start_calls),
       cmocka_unit_test(test_misuse),
   };
   int helper;
