@@ -1,8 +1,9 @@
 /*
  * Atomic access to 32- and 64-bit words in shared memory (and to a pointer
- * in private memory that threads share), with one branch per compiler. Fields in the mapping are plain integers: another process may
- * change them at any time, so every access goes through these functions,
- * which also stop the compiler from reading a field twice.
+ * in private memory that threads share), with one branch per compiler.
+ * Fields in the mapping are plain integers: another process may change them
+ * at any time, so every access goes through these functions, which also
+ * stop the compiler from reading a field twice.
  */
 #ifndef SHMRPC_ATOMIC_H
 #define SHMRPC_ATOMIC_H

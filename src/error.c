@@ -50,7 +50,6 @@ int shmrpc__error_detail(int code, const char *format, ...) {
   return code;
 }
 
-
 const char *shmrpc_error_message(int err) {
   if (err != 0 && shmrpc__error_code == err && detail_text[0] != '\0')
     return detail_text;
