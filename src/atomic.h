@@ -55,6 +55,10 @@ static inline void shmrpc__store64(volatile uint64_t *p, uint64_t v) {
 static inline void shmrpc__add64(volatile uint64_t *p, uint64_t v) {
   __atomic_add_fetch(p, v, __ATOMIC_RELAXED);
 }
+/* Orders the loads before it ahead of the loads after it (free on x86). */
+static inline void shmrpc__fence_acquire(void) {
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+}
 /* For a counter with one writer: no locked instruction. */
 static inline void shmrpc__bump64(volatile uint64_t *p, uint64_t v) {
   __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v,
@@ -132,6 +136,9 @@ static inline void shmrpc__add64(volatile uint64_t *p, uint64_t v) {
 }
 static inline void shmrpc__bump64(volatile uint64_t *p, uint64_t v) {
   *p = *p + v; /* aligned 64-bit accesses are atomic on x64 */
+}
+static inline void shmrpc__fence_acquire(void) {
+  _ReadWriteBarrier(); /* x64 does not reorder loads with loads */
 }
 static inline void *shmrpc__xchg_ptr(void *volatile *p, void *v) {
   return _InterlockedExchangePointer(p, v);

@@ -372,15 +372,22 @@ int shmrpc__conn_health(shmrpc__conn *conn) {
 
 int shmrpc__conn_call_lost(shmrpc__conn *conn, uint32_t index, uint32_t seq) {
   const shmrpc__lane *lane = &conn->lane[index];
+  int rc;
   if (shmrpc__load32_sc(&lane->answer->response_seq) == seq)
     return 0; /* answered */
-  if (shmrpc__load32_sc(&lane->request->call_seq) != seq ||
-      (shmrpc__load32_sc(&lane->request->slot_state) != SHMRPC__SLOT_POSTED &&
-       shmrpc__load32_sc(&lane->answer->taken_seq) != seq))
-    return shmrpc__error_detail(SHMRPC_EPROTO,
-                                "another process withdrew or replaced the "
-                                "call on lane %u", (unsigned)index);
-  return 0;
+  if (shmrpc__load32_sc(&lane->request->call_seq) == seq &&
+      (shmrpc__load32_sc(&lane->request->slot_state) == SHMRPC__SLOT_POSTED ||
+       shmrpc__load32_sc(&lane->answer->taken_seq) == seq))
+    return 0;
+  /* A new server that reuses the mapping (Windows keeps a dead server's
+   * section while clients hold it) starts from zeroed lanes: that is the
+   * server's death, not a meddling peer. */
+  rc = shmrpc__conn_health(conn);
+  if (rc != 0)
+    return rc;
+  return shmrpc__error_detail(SHMRPC_EPROTO,
+                              "another process withdrew or replaced the "
+                              "call on lane %u", (unsigned)index);
 }
 
 /* After each slice of a wait: the server's health, and, for an answer, that
@@ -535,6 +542,22 @@ SHMRPC__COLD int shmrpc__conn_prepare_wait(shmrpc__conn *conn, uint32_t index,
   }
 }
 
+SHMRPC__COLD int shmrpc__conn_post_failed(shmrpc__conn *conn) {
+  int rc = shmrpc__conn_health(conn); /* a new server zeroed the lanes */
+  if (rc != 0)
+    return rc;
+  return shmrpc__error_detail(SHMRPC_EPROTO,
+                              "another caller posted on our lane: someone "
+                              "wrote over the lane's lock");
+}
+
+SHMRPC__COLD static int server_replaced(shmrpc__conn *conn) {
+  shmrpc__store32(&conn->dead, 1);
+  return shmrpc__error_detail(SHMRPC_ESERVERDIED,
+                              "the server died and a new one took the name "
+                              "as its answer was read");
+}
+
 /* Any answer but a success that fits the caller's buffer. status and len
  * were read once by take_answer; they are validated here. */
 SHMRPC__COLD static int take_other_answer(shmrpc_client *client,
@@ -590,17 +613,29 @@ SHMRPC__HOT static inline int take_answer(shmrpc_client *client,
   int32_t status = (int32_t)shmrpc__load32_relaxed(
       (const volatile uint32_t *)&answer->status);
   uint32_t len = shmrpc__load32_relaxed(&answer->response_len);
+  int rc = 0;
 
   if (SHMRPC__UNLIKELY(status != 0 || len > conn->capacity ||
-                       len > response_cap))
-    return take_other_answer(client, conn, lane, status, len, response_len);
-  if (response_len != NULL)
-    *response_len = len;
-  if (len > SHMRPC__INLINE_MAX)
-    memcpy(response, lane->response, len);
-  else if (len > 0) /* response may be NULL when len is 0 */
-    shmrpc__copy_small(response, answer->response_inline, len);
-  return 0;
+                       len > response_cap)) {
+    rc = take_other_answer(client, conn, lane, status, len, response_len);
+  } else {
+    if (response_len != NULL)
+      *response_len = len;
+    if (len > SHMRPC__INLINE_MAX)
+      memcpy(response, lane->response, len);
+    else if (len > 0) /* response may be NULL when len is 0 */
+      shmrpc__copy_small(response, answer->response_inline, len);
+  }
+  /* A new server of the name may reuse a dead one's memory (a Windows
+   * section lives while clients map it) and zero it, generation first
+   * (os.h): what we read is the dead server's whole answer only if the
+   * generation still stands. */
+  shmrpc__fence_acquire();
+  if (SHMRPC__UNLIKELY(
+          shmrpc__load64(&shmrpc__area_header(conn->server)->generation) !=
+          conn->generation))
+    return server_replaced(conn);
+  return rc;
 }
 
 int shmrpc__conn_take_answer(shmrpc_client *client, shmrpc__conn *conn,
@@ -658,12 +693,8 @@ post(shmrpc__conn *conn, uint32_t index, uint32_t method, const void *request,
     shmrpc__spin_learn(&conn->spin[index], request_len,
                        shmrpc__os_now_ns() - copy_start);
   shmrpc__spin_expect(&conn->spin[index], request_len);
-  if (SHMRPC__UNLIKELY(seq == 0)) {
-    (void)shmrpc__error_detail(SHMRPC_EPROTO,
-                               "another caller posted on our lane: someone "
-                               "wrote over the lane's lock");
-    return 0;
-  }
+  if (SHMRPC__UNLIKELY(seq == 0))
+    return 0; /* see shmrpc__conn_post_failed */
   *wait_flags =
       ring(conn, yields ? &conn->lane[index].request->response_sleepers : NULL);
   return seq;
@@ -758,7 +789,7 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
   seq = post(conn, index, method, request, request_len, &deadline, &wait_flags,
              0);
   if (SHMRPC__UNLIKELY(seq == 0)) {
-    rc = SHMRPC_EPROTO;
+    rc = shmrpc__conn_post_failed(conn);
     goto release;
   }
   SHMRPC__FAULT("client_posted");

@@ -96,7 +96,7 @@ int shmrpc__conn_prepare_wait(shmrpc__conn *conn, uint32_t index,
 
 /* Posts a call on the held, idle lane `index` and rings the server if it
  * needs it; returns the call's sequence number (*wait_flags: how to wait
- * for the answer), or 0 with SHMRPC_EPROTO's detail recorded. For a call
+ * for the answer), or 0 (shmrpc__conn_post_failed says why). For a call
  * that does not block: a ring that wakes a sleeping server marks the lane
  * SHMRPC__SLEEPER_YIELDED first (wait_flags then has
  * SHMRPC__WAIT_NO_SPIN), and the caller yields and lowers the mark. */
@@ -116,8 +116,15 @@ static inline int shmrpc__conn_answered(const shmrpc__conn *conn,
 int shmrpc__conn_wait_answer(shmrpc__conn *conn, uint32_t index, uint32_t seq,
                              int wait_flags, shmrpc__deadline *deadline);
 
-/* SHMRPC_EPROTO if call `seq` of lane `index`, not answered, is no longer
- * posted (another process withdrew or replaced it), else 0. */
+/* Why shmrpc__conn_post returned 0: what shmrpc__conn_health says if the
+ * server died or changed (a new server clears the lanes), else
+ * SHMRPC_EPROTO (someone wrote over the lane's lock). */
+int shmrpc__conn_post_failed(shmrpc__conn *conn);
+
+/* 0 while call `seq` of lane `index` is answered or still posted. Else what
+ * shmrpc__conn_health says if the server died or changed (a new server
+ * clears the lanes), or SHMRPC_EPROTO (another process withdrew or replaced
+ * the call). */
 int shmrpc__conn_call_lost(shmrpc__conn *conn, uint32_t index, uint32_t seq);
 
 /* Gives up call `seq` of lane `index`: withdrawn if the server has not

@@ -92,7 +92,11 @@ typedef struct shmrpc__os_lane_waiter {
  * them, they are removed and made anew, whatever their bytes; if a live
  * server holds them, SHMRPC_EEXIST; if another user owns them or they are
  * not shmrpc objects, SHMRPC_EACCES or SHMRPC_EPROTO. On success the areas
- * are zeroed, aligned to 64, writable. Only the server calls it.
+ * are zeroed, aligned to 64, writable. A backend that reuses a dead
+ * server's memory that its clients still map (Windows) zeroes the server
+ * area's first line (the header, with its generation) first, then a full
+ * barrier, then the rest: a client that read a zeroed byte anywhere then
+ * sees the generation gone. Only the server calls it.
  */
 int shmrpc__os_service_create(const char *name,
                               const shmrpc__os_create_options *options,

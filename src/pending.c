@@ -208,7 +208,7 @@ static void post(shmrpc_pending *call, const void *request) {
                                 call->request_len, &call->deadline,
                                 &call->wait_flags);
   if (call->seq == 0) {
-    fail(call, SHMRPC_EPROTO);
+    fail(call, shmrpc__conn_post_failed(conn));
     return;
   }
   call->state = PENDING_POSTED;

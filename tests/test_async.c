@@ -558,6 +558,40 @@ static void test_server_killed_with_calls_pending(void **state) {
   assert_int_equal(shmrpc_service_clean(name, 0), 0);
 }
 
+/* The server is killed with one call taken and one posted, and a new server
+ * of the name is up before the caller looks again. On Windows the new
+ * server reuses the section this handle still maps and starts from zeroed
+ * lanes: both calls must still end as SHMRPC_ESERVERDIED, never as a peer's
+ * meddling (SHMRPC_EPROTO), and the new server serves. */
+static void test_server_replaced_under_pending_calls(void **state) {
+  const char *extra[] = {"lanes=2", "workers=1", NULL}, *name;
+  test_proc *server;
+  shmrpc_client *client = start_service("replaced", "4096", extra, &server, &name);
+  shmrpc_client *fresh;
+  shmrpc_pending *taken, *posted;
+  (void)state;
+  taken = start_u32(client, T_SLOW, 20000, T_EXIT_MS);
+  expect_line(server, "slow");
+  posted = start_u32(client, T_ECHO, 7, T_EXIT_MS);
+  assert_int_equal(shmrpc_pending_poll(posted), 0);
+  test_proc_kill(server);
+  test_proc_free(server);
+  test_wait_service_dead(name);
+  server = test_spawn_server_args(name, "4096", extra);
+  assert_int_equal(shmrpc_pending_wait(taken, T_EXIT_MS), 1);
+  assert_int_equal(shmrpc_pending_finish(taken, NULL, 0, NULL),
+                   SHMRPC_ESERVERDIED);
+  assert_int_equal(shmrpc_pending_wait(posted, T_EXIT_MS), 1);
+  assert_int_equal(shmrpc_pending_finish(posted, NULL, 0, NULL),
+                   SHMRPC_ESERVERDIED);
+  fresh = open_client(name, -1);
+  assert_int_equal(test_call_add(fresh, 40, 2), 42);
+  shmrpc_client_close(client);
+  test_stop_server(fresh, server);
+  shmrpc_client_close(fresh);
+  test_proc_free(server);
+}
+
 /* A server (in this process, for its gate) stops with its one worker held
  * in a handler and two calls posted behind it: the held call gets its
  * answer, the two posted ones SHMRPC_ESHUTDOWN. */
@@ -1011,6 +1045,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_cancel_before_take),
       cmocka_unit_test(test_cancel_after_take),
       cmocka_unit_test(test_server_killed_with_calls_pending),
+      cmocka_unit_test(test_server_replaced_under_pending_calls),
       cmocka_unit_test(test_server_stop_reaches_calls),
       cmocka_unit_test(test_server_in_poll_loop),
       cmocka_unit_test(test_no_syscalls_while_spinning),

@@ -483,9 +483,16 @@ static int section_create(shmrpc__os_service *service, const wchar_t *suffix,
                          "held by a client",
                          what, service->name)
                    : SHMRPC_EOS;
-  if (existed) /* a fresh section is zeroed by the kernel; a reused one is
-                  not (its magic is already 0: clients cannot open it) */
-    memset(*view, 0, *size);
+  if (existed) { /* a fresh section is zeroed by the kernel; a reused one
+                    is not (its magic is already 0: clients cannot open it) */
+    /* The dead server's clients still read it: the prefix and the core's
+     * header (its generation) go first, then the rest (os.h). */
+    size_t first = *size < WIN32_PREFIX_SIZE + 64u ? *size
+                                                   : WIN32_PREFIX_SIZE + 64u;
+    memset(*view, 0, first);
+    MemoryBarrier();
+    memset(*view + first, 0, *size - first);
+  }
   return 0;
 }
 
