@@ -552,6 +552,7 @@ SHMRPC__COLD int shmrpc__conn_post_failed(shmrpc__conn *conn) {
 }
 
 SHMRPC__COLD static int server_replaced(shmrpc__conn *conn) {
+  this_thread.code = 0; /* no application error came with it */
   shmrpc__store32(&conn->dead, 1);
   return shmrpc__error_detail(SHMRPC_ESERVERDIED,
                               "the server died and a new one took the name "
