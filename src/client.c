@@ -547,7 +547,7 @@ SHMRPC__COLD int shmrpc__conn_post_failed(shmrpc__conn *conn) {
   if (rc != 0)
     return rc;
   return shmrpc__error_detail(SHMRPC_EPROTO,
-                              "another caller posted on our lane: someone "
+                              "the lane changed under the call: someone "
                               "wrote over the lane's lock");
 }
 
@@ -634,8 +634,11 @@ SHMRPC__HOT static inline int take_answer(shmrpc_client *client,
   shmrpc__fence_acquire();
   if (SHMRPC__UNLIKELY(
           shmrpc__load64(&shmrpc__area_header(conn->server)->generation) !=
-          conn->generation))
+          conn->generation)) {
+    if (response_len != NULL)
+      *response_len = 0;
     return server_replaced(conn);
+  }
   return rc;
 }
 

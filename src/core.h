@@ -243,10 +243,13 @@ int shmrpc__wait(shmrpc__os_service *service, const shmrpc__sleep *how,
 /* ---- Test-only fault points -------------------------------------------- */
 
 /* With SHMRPC_FAULT_INJECTION compiled in, the process dies at the point
- * whose name the SHMRPC_FAULT environment variable holds. Compiled out
+ * whose name the SHMRPC_FAULT environment variable holds, after calling the
+ * hook a test may set (it sees every point the process passes, and may do
+ * there what a test needs, e.g. replace the server mid-call). Compiled out
  * otherwise. */
 #ifdef SHMRPC_FAULT_INJECTION
 void shmrpc__fault_point(const char *where);
+SHMRPC_EXTERN void shmrpc__test_set_fault_hook(void (*hook)(const char *where));
 #define SHMRPC__FAULT(where) shmrpc__fault_point(where)
 /* Backends count every system call they make (the test hook that shows a
  * spinning pair makes none per call); the count is this process's. */

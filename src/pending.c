@@ -383,9 +383,9 @@ int shmrpc_call_start(shmrpc_client *client, uint32_t method,
   if (rc >= 0) {
     got_lane(call, lane, rc);
     if (call->state == PENDING_PREPARING && !copy)
-      /* Idle a moment ago, busy now: only a writer does that. */
-      fail(call, shmrpc__error_detail(SHMRPC_EPROTO,
-                                      "the lane changed under the call"));
+      /* Idle a moment ago, busy now: only a writer does that, or a new
+       * server clearing the lanes (shmrpc__conn_post_failed tells). */
+      fail(call, shmrpc__conn_post_failed(conn));
     if (!copy)
       call->request = NULL; /* the caller's buffer is not kept */
   } else {

@@ -262,8 +262,18 @@ void shmrpc__test_count_syscall(void) { shmrpc__add64(&test_syscalls, 1); }
 
 uint64_t shmrpc__test_syscalls(void) { return shmrpc__load64(&test_syscalls); }
 
+static void (*volatile fault_hook)(const char *where);
+
+void shmrpc__test_set_fault_hook(void (*hook)(const char *where)) {
+  fault_hook = hook;
+}
+
 void shmrpc__fault_point(const char *where) {
-  const char *wanted = getenv("SHMRPC_FAULT");
+  const char *wanted;
+  void (*hook)(const char *where) = fault_hook;
+  if (hook != NULL)
+    hook(where);
+  wanted = getenv("SHMRPC_FAULT");
   if (wanted != NULL && strcmp(wanted, where) == 0)
     shmrpc__os_die_now();
 }

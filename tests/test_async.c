@@ -592,6 +592,70 @@ static void test_server_replaced_under_pending_calls(void **state) {
   test_proc_free(server);
 }
 
+/* The fault hook (src/core.h) of the replacement below. */
+void shmrpc__test_set_fault_hook(void (*hook)(const char *where));
+
+static struct {
+  const char *name;
+  test_proc *server;
+  int armed;
+} replacing;
+
+/* At the blocking call's "answered" point: the server has published our
+ * answer; kill it and start a new one before we read it. */
+static void replace_server_hook(const char *where) {
+  const char *extra[] = {"lanes=2", "workers=1", NULL};
+  if (!replacing.armed || strcmp(where, "client_answered") != 0)
+    return;
+  replacing.armed = 0;
+  test_proc_kill(replacing.server);
+  test_proc_free(replacing.server);
+  test_wait_service_dead(replacing.name);
+  replacing.server = test_spawn_server_args(replacing.name, "4096", extra);
+}
+
+/* The server dies right after answering and a new one takes the name
+ * before the caller reads the answer. On Linux the dead server's object,
+ * which the caller still maps, keeps the answer whole: the caller takes it.
+ * On Windows the new server reuses and zeroes that memory: the caller must
+ * not take the zeroes for an empty success, but SHMRPC_ESERVERDIED. Then
+ * the handle reconnects to the new server. */
+static void test_server_replaced_as_answer_is_read(void **state) {
+  const char *extra[] = {"lanes=2", "workers=1", NULL};
+  unsigned char req[16], resp[8];
+  size_t len = 99;
+  shmrpc_client *client;
+  int rc;
+  (void)state;
+  client = start_service("answerread", "4096", extra, &replacing.server,
+                         &replacing.name);
+  assert_int_equal(test_call_add(client, 1, 2), 3);
+  test_put_u64(req, 40);
+  test_put_u64(req + 8, 2);
+  replacing.armed = 1;
+  shmrpc__test_set_fault_hook(replace_server_hook);
+  rc = shmrpc_call(client, T_ADD, req, sizeof(req), resp, sizeof(resp), &len,
+                   T_EXIT_MS);
+  shmrpc__test_set_fault_hook(NULL);
+  assert_int_equal(replacing.armed, 0);
+#ifdef _WIN32
+  assert_int_equal(rc, SHMRPC_ESERVERDIED);
+  assert_int_equal(len, 0);
+#else
+  assert_int_equal(rc, 0);
+  assert_int_equal(len, 8);
+  assert_int_equal(test_get_u64(resp), 42);
+  /* Nothing told the handle yet: its next call goes to the dead server. */
+  assert_int_equal(shmrpc_call(client, T_ADD, req, sizeof(req), resp,
+                               sizeof(resp), &len, T_EXIT_MS),
+                   SHMRPC_ESERVERDIED);
+#endif
+  assert_int_equal(test_call_add(client, 5, 6), 11);
+  test_stop_server(client, replacing.server);
+  shmrpc_client_close(client);
+  test_proc_free(replacing.server);
+}
+
 /* A server (in this process, for its gate) stops with its one worker held
  * in a handler and two calls posted behind it: the held call gets its
  * answer, the two posted ones SHMRPC_ESHUTDOWN. */
@@ -1046,6 +1110,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_cancel_after_take),
       cmocka_unit_test(test_server_killed_with_calls_pending),
       cmocka_unit_test(test_server_replaced_under_pending_calls),
+      cmocka_unit_test(test_server_replaced_as_answer_is_read),
       cmocka_unit_test(test_server_stop_reaches_calls),
       cmocka_unit_test(test_server_in_poll_loop),
       cmocka_unit_test(test_no_syscalls_while_spinning),

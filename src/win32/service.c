@@ -485,8 +485,10 @@ static int section_create(shmrpc__os_service *service, const wchar_t *suffix,
                    : SHMRPC_EOS;
   if (existed) { /* a fresh section is zeroed by the kernel; a reused one
                     is not (its magic is already 0: clients cannot open it) */
-    /* The dead server's clients still read it: the prefix and the core's
-     * header (its generation) go first, then the rest (os.h). */
+    /* The dead server's clients still read it: in the server section the
+     * prefix and the core's header (its generation) go first, then the
+     * rest (os.h); the calls section, which has neither, is zeroed the
+     * same way for simplicity. */
     size_t first = *size < WIN32_PREFIX_SIZE + 64u ? *size
                                                    : WIN32_PREFIX_SIZE + 64u;
     memset(*view, 0, first);
