@@ -489,8 +489,9 @@ static int section_create(shmrpc__os_service *service, const wchar_t *suffix,
      * prefix and the core's header (its generation) go first, then the
      * rest (os.h); the calls section, which has neither, is zeroed the
      * same way for simplicity. */
-    size_t first = *size < WIN32_PREFIX_SIZE + 64u ? *size
-                                                   : WIN32_PREFIX_SIZE + 64u;
+    size_t first = WIN32_PREFIX_SIZE + SHMRPC__LINE;
+    if (first > *size)
+      first = *size;
     memset(*view, 0, first);
     MemoryBarrier();
     memset(*view + first, 0, *size - first);
