@@ -42,6 +42,7 @@ struct bridge_export {
    * a fresh handle before its next call, so that a death is reported once
    * and not once per stale handle. */
   atomic_uint deaths;
+  atomic_int stopping; /* bridge_export_stop has begun */
   int worker_count;
   export_worker *workers;
 };
@@ -167,7 +168,8 @@ static void worker_main(void *arg) {
     nng_ctx_recv(worker->ctx, worker->recv_aio);
     nng_aio_wait(worker->recv_aio);
     rv = nng_aio_result(worker->recv_aio);
-    if (rv == NNG_ECLOSED)
+    /* A stopped aio fails every later operation at once: never loop. */
+    if (rv == NNG_ECLOSED || atomic_load(&worker->owner->stopping))
       break;
     if (rv != 0)
       continue;
@@ -266,6 +268,7 @@ int bridge_export_start(bridge_export **out,
   exp->worker_count =
       options->workers > 0 ? options->workers : BRIDGE_DEFAULT_WORKERS;
   atomic_init(&exp->deaths, 0u);
+  atomic_init(&exp->stopping, 0);
 
   rv = nng_rep0_open(&exp->socket);
   if (rv != 0) {
@@ -324,14 +327,26 @@ void bridge_export_stop(bridge_export *exp) {
   int i;
   if (exp == NULL)
     return;
-  /* Closing the socket ends every worker's wait with NNG_ECLOSED; a worker
-   * in a local call finishes it first. */
+  /* Every operation ends before the socket closes: nng 1.5 can hang in
+   * nng_close while a context still has a receive pending
+   * (nanomsg/nng#1543, #1813). Stopping an aio cancels what it runs and
+   * fails what a worker posts on it later, so an idle worker wakes and
+   * one in a local call finishes it, finds its aios stopped and exits. */
+  atomic_store(&exp->stopping, 1);
+  for (i = 0; exp->workers != NULL && i < exp->worker_count; i++) {
+    if (exp->workers[i].recv_aio != NULL)
+      nng_aio_stop(exp->workers[i].recv_aio);
+    if (exp->workers[i].send_aio != NULL)
+      nng_aio_stop(exp->workers[i].send_aio);
+  }
+  for (i = 0; exp->workers != NULL && i < exp->worker_count; i++) {
+    if (exp->workers[i].thread != NULL)
+      nng_thread_destroy(exp->workers[i].thread); /* joins */
+  }
   if (exp->socket_open)
     nng_close(exp->socket);
   for (i = 0; exp->workers != NULL && i < exp->worker_count; i++) {
     export_worker *worker = &exp->workers[i];
-    if (worker->thread != NULL)
-      nng_thread_destroy(worker->thread); /* joins */
     if (worker->recv_aio != NULL)
       nng_aio_free(worker->recv_aio);
     if (worker->send_aio != NULL)

@@ -551,12 +551,22 @@ void bridge_import_stop(bridge_import *imp) {
   }
   if (imp->server != NULL)
     shmrpc_server_stop(imp->server);
-  /* Closing the socket ends a call waiting for the export: the server loop
-   * then sees the stop. */
-  if (imp->socket_open)
-    nng_close(imp->socket);
+  /* Stopping the lanes' aios ends a call waiting for the export, and fails
+   * at once one a worker starts later (exchange then sees `stopping`): the
+   * workers finish, and the server loop sees the stop. Only then is the
+   * socket closed, with nothing pending on it: nng 1.5 can hang in
+   * nng_close while a context has an operation pending (nanomsg/nng#1543,
+   * #1813). */
+  for (i = 0; i < IMPORT_LANES; i++) {
+    if (imp->lanes[i].send_aio != NULL)
+      nng_aio_stop(imp->lanes[i].send_aio);
+    if (imp->lanes[i].recv_aio != NULL)
+      nng_aio_stop(imp->lanes[i].recv_aio);
+  }
   if (imp->server_thread != NULL)
     nng_thread_destroy(imp->server_thread); /* joins */
+  if (imp->socket_open)
+    nng_close(imp->socket);
   shmrpc_server_destroy(imp->server);
   for (i = 0; i < IMPORT_LANES; i++) {
     if (imp->lanes[i].send_aio != NULL)

@@ -92,7 +92,7 @@ static void helper_expect(helper_proc *h, const char *prefix, char *line,
 
 /* Prints what each thread of pid waits in (its kernel wait channel). */
 static void show_threads(int pid) {
-  char path[64], name[64], wchan[64];
+  char path[128], name[64], wchan[64];
   int tid;
   FILE *tasks;
   snprintf(path, sizeof(path), "/bin/ls /proc/%d/task", pid);
@@ -117,6 +117,14 @@ static void show_threads(int pid) {
     print_error("  pid %d thread %d (%s) waits in %s\n", pid, tid, name, wchan);
   }
   pclose(tasks);
+  /* The stacks too, where gdb is installed: a wait channel says a thread
+   * waits, not for what. */
+  if (access("/usr/bin/gdb", X_OK) == 0) {
+    snprintf(path, sizeof(path),
+             "/usr/bin/gdb -batch -p %d -ex 'thread apply all bt' 1>&2", pid);
+    if (system(path) != 0)
+      print_error("  (gdb could not read pid %d)\n", pid);
+  }
 }
 
 /* Sends SIGSTOP and waits until every thread of pid is stopped: the signal
