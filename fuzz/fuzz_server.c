@@ -65,7 +65,8 @@
  *   84..87  the lane's lock word, as the lock mode says
  *   88..91  the lane's event word
  *   92      a header word's index (% 16)           93..96  its value
- *   97..100 the lane's answer taken_seq            101..104 response_seq
+ *   97..100 the lane's taken_seq (its info line)   101..104 its answer's
+ *                                                  response_seq
  *   105..112 the lane's answer calls counter
  *   113..116 the doorbell line's request_sleepers
  *   117     a server prefix word's index (% 14)    118..121 its value
@@ -1164,7 +1165,8 @@ static void scribble_server_words(fuzz_round *r) {
   answer = shmrpc__area_answer(area, r->call[0].lane);
   memcpy(area + 4 * header_word, in + AT_HEADER_VALUE, 4);
   memcpy(fuzz.server_object + 4 * prefix_word, in + AT_PREFIX_VALUE, 4);
-  answer->taken_seq = le32(in + AT_TAKEN_SEQ);
+  shmrpc__area_lane_info(area, FUZZ_LANES, r->call[0].lane)->taken_seq =
+      le32(in + AT_TAKEN_SEQ);
   answer->response_seq = le32(in + AT_RESPONSE_SEQ);
   answer->calls = le64(in + AT_ANSWER_CALLS);
   shmrpc__area_doorbell(area)->request_sleepers = le32(in + AT_DOORBELL);
@@ -1197,7 +1199,7 @@ static void record_words(fuzz_round *r) {
   memcpy(&r->crowd, shmrpc__area_crowd(fuzz.calls_area), sizeof(r->crowd));
   memcpy(&r->header, fuzz.server_area, sizeof(r->header));
   memcpy(r->prefix, fuzz.server_area - POSIX_SERVER_PREFIX, sizeof(r->prefix));
-  r->taken_seq = answer_line(r->call[0].lane)->taken_seq;
+  r->taken_seq = lane_info(r->call[0].lane)->taken_seq;
   r->response_seq = answer_line(r->call[0].lane)->response_seq;
   r->answer_calls = answer_line(r->call[0].lane)->calls;
   r->doorbell = shmrpc__load32(doorbell_word());
@@ -1222,7 +1224,7 @@ static void before_pass(fuzz_round *r) {
     uint32_t lock = shmrpc__load32(&fuzz.calls_prefix->lane[lane].lock);
     if (shmrpc__load32(&request_line(lane)->call_seq) != fuzz.taken[lane])
       quiet = 0;
-    if (answer->taken_seq != fuzz.taken[lane] ||
+    if (lane_info(lane)->taken_seq != fuzz.taken[lane] ||
         answer->response_seq != fuzz.taken[lane] ||
         answer->calls != fuzz.calls[lane])
       r->fixed |= 1u << lane;
@@ -1376,7 +1378,7 @@ static void check_answer(const fuzz_call *call) {
   const unsigned char *response = response_area(call->lane);
   expected_answer expected;
 
-  CHECK(answer->taken_seq == call->seq);
+  CHECK(info->taken_seq == call->seq);
   CHECK(answer->response_seq == call->seq);
   CHECK(answer->calls == fuzz.calls[call->lane]);
 
@@ -1454,11 +1456,11 @@ static void check_answer_lines(const fuzz_round *r) {
     if (served)
       continue;
     if (r->server_words && r->passes == 0 && lane == r->call[0].lane) {
-      CHECK(answer->taken_seq == r->taken_seq);
+      CHECK(lane_info(lane)->taken_seq == r->taken_seq);
       CHECK(answer->response_seq == r->response_seq);
       CHECK(answer->calls == r->answer_calls);
     } else {
-      CHECK(answer->taken_seq == fuzz.taken[lane]);
+      CHECK(lane_info(lane)->taken_seq == fuzz.taken[lane]);
       CHECK(answer->response_seq == fuzz.taken[lane]);
       CHECK(answer->calls == fuzz.calls[lane]);
     }
@@ -1596,7 +1598,8 @@ static void restore(const fuzz_round *r) {
     shmrpc__answer_line *answer = shmrpc__area_answer(area, r->call[0].lane);
     memcpy(area, &fuzz.header, sizeof(fuzz.header));
     memcpy(fuzz.server_object, fuzz.prefix, sizeof(fuzz.prefix));
-    answer->taken_seq = fuzz.taken[r->call[0].lane];
+    shmrpc__area_lane_info(area, FUZZ_LANES, r->call[0].lane)->taken_seq =
+        fuzz.taken[r->call[0].lane];
     answer->response_seq = fuzz.taken[r->call[0].lane];
     answer->calls = fuzz.calls[r->call[0].lane];
     shmrpc__store32(&shmrpc__area_doorbell(area)->request_sleepers,

@@ -98,6 +98,7 @@ static int conn_check(shmrpc__conn *conn, size_t server_size,
     shmrpc__lane *lane = &conn->lane[i];
     lane->request = shmrpc__area_request(conn->calls, i);
     lane->answer = shmrpc__area_answer(conn->server, i);
+    lane->taken = &shmrpc__area_lane_info(conn->server, lanes, i)->taken_seq;
     lane->payload = shmrpc__area_payload(conn->calls, lanes, capacity, i);
     lane->response =
         shmrpc__area_response(conn->server, lanes, capacity, i);
@@ -377,7 +378,7 @@ int shmrpc__conn_call_lost(shmrpc__conn *conn, uint32_t index, uint32_t seq) {
     return 0; /* answered */
   if (shmrpc__load32_sc(&lane->request->call_seq) == seq &&
       (shmrpc__load32_sc(&lane->request->slot_state) == SHMRPC__SLOT_POSTED ||
-       shmrpc__load32_sc(&lane->answer->taken_seq) == seq))
+       shmrpc__load32_sc(lane->taken) == seq))
     return 0;
   /* A new server that reuses the mapping (Windows keeps a dead server's
    * section while clients hold it) starts from zeroed lanes: that is the
@@ -499,7 +500,7 @@ SHMRPC__COLD int shmrpc__conn_prepare(shmrpc__conn *conn, uint32_t index) {
       return 0;
     state = shmrpc__load32_sc(&lane->request->slot_state);
     posted = shmrpc__load32(&lane->request->call_seq);
-    taken = shmrpc__load32_sc(&lane->answer->taken_seq);
+    taken = shmrpc__load32_sc(lane->taken);
     if (state == SHMRPC__SLOT_POSTED && posted != taken) {
       (void)shmrpc__lane_withdraw(lane, posted);
       continue;

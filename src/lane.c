@@ -8,12 +8,12 @@
 
 SHMRPC__HOT int shmrpc__lane_not_busy(const shmrpc__lane *lane) {
   return shmrpc__load32_sc(&lane->answer->response_seq) ==
-                 shmrpc__load32(&lane->answer->taken_seq)
+                 shmrpc__load32(lane->taken)
              ? 1
              : 0;
 }
 
 int shmrpc__lane_withdraw(shmrpc__lane *lane, uint32_t seq) {
   shmrpc__store32_sc(&lane->request->slot_state, SHMRPC__SLOT_FREE);
-  return shmrpc__load32_sc(&lane->answer->taken_seq) != seq;
+  return shmrpc__load32_sc(lane->taken) != seq;
 }

@@ -13,6 +13,8 @@
 typedef struct shmrpc__lane {
   shmrpc__request_line *request;     /* calls area: ours to write */
   const shmrpc__answer_line *answer; /* server area: read-only, untrusted */
+  const volatile uint32_t *taken;    /* server area (the lane's info line):
+                                        the call_seq the server took */
   unsigned char *payload;            /* calls area */
   const unsigned char *response;     /* server area */
   const char *message;               /* server area */
@@ -30,7 +32,14 @@ int shmrpc__lane_withdraw(shmrpc__lane *lane, uint32_t seq);
 static inline int shmrpc__lane_idle(const shmrpc__lane *lane) {
   uint32_t state = shmrpc__load32_sc(&lane->request->slot_state);
   uint32_t posted = shmrpc__load32(&lane->request->call_seq);
-  uint32_t taken = shmrpc__load32_sc(&lane->answer->taken_seq);
+  uint32_t answered = shmrpc__load32_sc(&lane->answer->response_seq);
+  uint32_t taken;
+  /* The usual case, the last call answered, needs no look at taken_seq
+   * (the server answers only what it took): that line changes with every
+   * call, and the look would cost a cache miss. */
+  if (SHMRPC__LIKELY(state == SHMRPC__SLOT_POSTED && posted == answered))
+    return 1;
+  taken = shmrpc__load32_sc(lane->taken);
   if (state != SHMRPC__SLOT_FREE &&
       (state != SHMRPC__SLOT_POSTED || posted != taken))
     return 0;

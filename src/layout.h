@@ -20,9 +20,10 @@
  *   header        magic, version, capacity, lanes, generation, state ...
  *   doorbell      request_sleepers
  *   stats         counters of the whole service
- *   answer[N]     per lane: taken_seq, response_seq, status, lengths, a
- *                 response of up to SHMRPC__INLINE_MAX bytes
- *   lane_info[N]  per lane: counters and what the server saw of its lock
+ *   answer[N]     per lane: response_seq, status, lengths, a response of
+ *                 up to SHMRPC__INLINE_MAX bytes
+ *   lane_info[N]  per lane: taken_seq, counters and what the server saw of
+ *                 its lock
  *   message[N]    per lane: the application error message (256 bytes)
  *   response[N]   per lane: `capacity` bytes, rounded up to a line
  *
@@ -71,7 +72,7 @@
 #include <stdint.h>
 
 #define SHMRPC__MAGIC 0x43505253u /* "SRPC" */
-#define SHMRPC__PROTOCOL_VERSION 6u
+#define SHMRPC__PROTOCOL_VERSION 7u
 #define SHMRPC__LINE 64u
 /* A request or response of at most this many bytes travels in its writer's
  * line (request_inline, response_inline) rather than in the payload areas,
@@ -147,26 +148,30 @@ typedef struct shmrpc__stats_line {
 } shmrpc__stats_line;
 
 typedef struct shmrpc__answer_line {
-  uint32_t taken_seq;    /* call_seq of the call the server took */
   uint32_t response_seq; /* call_seq of the call this answers */
   int32_t status;        /* 0, SHMRPC_EAPP or a transport code */
   int32_t app_code;      /* handler's code when status is SHMRPC_EAPP */
   uint32_t response_len; /* bytes of the response */
   uint32_t message_len;  /* bytes in the lane's message */
+  uint32_t reserved;
   uint64_t calls;        /* calls answered on this lane */
   uint8_t response_inline[SHMRPC__INLINE_MAX]; /* a response that fits */
 } shmrpc__answer_line;
 
 typedef struct shmrpc__lane_info {
+  uint32_t taken_seq;        /* call_seq of the call the server took: not in
+                                the answer line, which a waiting caller
+                                polls, so that a call changes that line
+                                once (its answer), not twice */
+  uint32_t lock_owner_alive; /* 1 if the lock's owner lived at the last
+                                look */
   uint64_t app_errors;       /* calls a handler failed */
   uint64_t bytes_in;         /* request bytes received */
   uint64_t bytes_out;        /* response bytes sent */
   uint64_t lock_seen;        /* the lane lock's owner at the last look */
   uint64_t lock_since_ns;    /* held by that owner since about then (0:
                                 free) */
-  uint32_t lock_owner_alive; /* 1 if that owner lived at the last look */
-  uint32_t reserved;
-  uint64_t reserved2[2];
+  uint64_t reserved[2];
 } shmrpc__lane_info;
 
 /* ---- Calls area -------------------------------------------------------- */

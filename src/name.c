@@ -44,7 +44,7 @@ static void query_lane(shmrpc__os_service *service, const void *server,
   const shmrpc__answer_line *answer = shmrpc__area_answer(server, index);
   const shmrpc__lane_info *info = shmrpc__area_lane_info(server, lanes, index);
   shmrpc__os_lane_info lock;
-  uint32_t taken = shmrpc__load32(&answer->taken_seq);
+  uint32_t taken = shmrpc__load32(&info->taken_seq);
   uint32_t answered = shmrpc__load32(&answer->response_seq);
   uint64_t since = shmrpc__load64(&info->lock_since_ns);
   out->calls = shmrpc__load64(&answer->calls);

@@ -627,6 +627,9 @@ static void repair(shmrpc_server *server) {
   for (i = 0; i < server->lanes; i++) {
     shmrpc__lane_state *lane = &server->lane[i];
     shmrpc__answer_line *answer = shmrpc__area_answer(server->server_area, i);
+    volatile uint32_t *taken =
+        &shmrpc__area_lane_info(server->server_area, server->lanes, i)
+             ->taken_seq;
     if (!shmrpc__cas32(&lane->claimed, 0, 1)) {
       quiet = 0;
       continue; /* a worker serves it: its words are in flux */
@@ -637,10 +640,10 @@ static void repair(shmrpc_server *server) {
         shmrpc__load32(&shmrpc__area_request(server->calls_area, i)
                             ->call_seq) != last_taken)
       quiet = 0;
-    if (shmrpc__load32(&answer->taken_seq) != last_taken ||
+    if (shmrpc__load32(taken) != last_taken ||
         shmrpc__load32(&answer->response_seq) != last_answered ||
         shmrpc__load64(&answer->calls) != lane->calls) {
-      shmrpc__store32_sc(&answer->taken_seq, last_taken);
+      shmrpc__store32_sc(taken, last_taken);
       shmrpc__store32_sc(&answer->response_seq, last_answered);
       shmrpc__store64(&answer->calls, lane->calls);
       /* Wake a caller that waits for the phantom call to end. */
@@ -720,7 +723,10 @@ SHMRPC__HOT static int take_call(shmrpc_server *server, uint32_t lane,
   const shmrpc__request_line *request =
       shmrpc__area_request(server->calls_area, lane);
   shmrpc__store32_relaxed(&server->lane[lane].last_taken, seq);
-  shmrpc__store32_sc(&answer->taken_seq, seq);
+  shmrpc__store32_sc(
+      &shmrpc__area_lane_info(server->server_area, server->lanes, lane)
+           ->taken_seq,
+      seq);
   if (shmrpc__load32_sc(&request->slot_state) == SHMRPC__SLOT_POSTED &&
       shmrpc__load32_sc(&request->call_seq) == seq)
     return 1;
