@@ -22,11 +22,9 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define SHMRPC__COLD __attribute__((cold, noinline))
 #define SHMRPC__UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define SHMRPC__LIKELY(x) __builtin_expect(!!(x), 1)
 #else
 #define SHMRPC__COLD
 #define SHMRPC__UNLIKELY(x) (x)
-#define SHMRPC__LIKELY(x) (x)
 #endif
 
 /* Starts loading the line at `p` into the cache (SHMRPC__PREFETCH_W: to

@@ -32,14 +32,7 @@ int shmrpc__lane_withdraw(shmrpc__lane *lane, uint32_t seq);
 static inline int shmrpc__lane_idle(const shmrpc__lane *lane) {
   uint32_t state = shmrpc__load32_sc(&lane->request->slot_state);
   uint32_t posted = shmrpc__load32(&lane->request->call_seq);
-  uint32_t answered = shmrpc__load32_sc(&lane->answer->response_seq);
-  uint32_t taken;
-  /* The usual case, the last call answered, needs no look at taken_seq
-   * (the server answers only what it took): that line changes with every
-   * call, and the look would cost a cache miss. */
-  if (SHMRPC__LIKELY(state == SHMRPC__SLOT_POSTED && posted == answered))
-    return 1;
-  taken = shmrpc__load32_sc(lane->taken);
+  uint32_t taken = shmrpc__load32_sc(lane->taken);
   if (state != SHMRPC__SLOT_FREE &&
       (state != SHMRPC__SLOT_POSTED || posted != taken))
     return 0;

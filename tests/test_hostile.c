@@ -673,6 +673,74 @@ static void test_header_lanes_disagree(void **state) {
   test_proc_free(server);
 }
 
+/* A writer of the calls area posts a slow call on an idle lane and, once
+ * the server has taken it, puts call_seq back to the number last answered.
+ * The lane's request and answer lines then look as a finished call leaves
+ * them, but the server is busy with the writer's call: the next honest
+ * caller must see that (taken_seq), and must not post under the number the
+ * server runs, whose answer is the writer's. */
+static void test_forged_idle_lane(void **state) {
+  const char *extra[] = {"lanes=1", NULL};
+  const char *name = test_service_name("forged");
+  test_proc *server = test_spawn_server_args(name, "4096", extra);
+  shmrpc__request_line *request;
+  const shmrpc__answer_line *answer;
+  const shmrpc__lane_info *info;
+  shmrpc_client *client = NULL;
+  int64_t end;
+  mapped map;
+  uint32_t last;
+  (void)state;
+  assert_int_equal(shmrpc_client_open(&client, name, NULL, T_READY_MS), 0);
+  assert_int_equal(test_call_add(client, 1, 2), 3);
+  assert_int_equal(map_objects(name, &map), 0);
+#ifndef _WIN32
+  request = (shmrpc__request_line *)(void *)(map.base[CALLS] +
+                                             posix_calls_prefix_size(1) +
+                                             SHMRPC__OFF_REQUESTS);
+  answer = (const shmrpc__answer_line *)(const void *)(map.base[SERVER] +
+                                                       POSIX_SERVER_PREFIX +
+                                                       SHMRPC__OFF_ANSWERS);
+  info = (const shmrpc__lane_info *)(const void *)(
+      map.base[SERVER] + POSIX_SERVER_PREFIX + shmrpc__off_lane_info(1));
+#else
+  request = (shmrpc__request_line *)(void *)(map.base[CALLS] +
+                                             SHMRPC__OFF_REQUESTS);
+  answer = (const shmrpc__answer_line *)(const void *)(
+      map.base[SERVER] + WIN_PREFIX + SHMRPC__OFF_ANSWERS);
+  info = (const shmrpc__lane_info *)(const void *)(
+      map.base[SERVER] + WIN_PREFIX + shmrpc__off_lane_info(1));
+#endif
+  last = __atomic_load_n(&request->call_seq, __ATOMIC_SEQ_CST);
+  assert_int_equal(__atomic_load_n(&answer->response_seq, __ATOMIC_SEQ_CST),
+                   last);
+  /* The writer's call: T_SLOW for 1 s, posted as a caller would. */
+  request->method = T_SLOW;
+  request->request_len = 4;
+  request->timeout_ms = -1;
+  request->deadline_ns = 0;
+  test_put_u32(request->request_inline, 1000);
+  __atomic_store_n(&request->call_seq, last + 1u, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&request->slot_state, SHMRPC__SLOT_POSTED,
+                   __ATOMIC_SEQ_CST);
+  /* Nobody rang: the server finds it after its idle slice at the latest. */
+  end = test_now_ms() + T_READY_MS;
+  while (__atomic_load_n(&info->taken_seq, __ATOMIC_SEQ_CST) != last + 1u) {
+    assert_true(test_now_ms() < end);
+    test_sleep_ms(1); /* polling a word no event announces */
+  }
+  __atomic_store_n(&request->call_seq, last, __ATOMIC_SEQ_CST);
+  /* The forgery is in place while the handler runs (it has most of its
+   * second left): the honest call below meets it. */
+  assert_int_equal(__atomic_load_n(&answer->response_seq, __ATOMIC_SEQ_CST),
+                   last);
+  assert_int_equal(test_call_add(client, 20, 22), 42);
+  assert_int_equal(test_call_add(client, 5, 6), 11);
+  test_stop_server(client, server);
+  shmrpc_client_close(client);
+  test_proc_free(server);
+}
+
 /* A victim holding lanes while the writer rewrites the lanes' locks and the
  * whole calls area: its private memory is untouched and it does not crash.
  * No word of the mapping is ever followed as a pointer or trusted as a
@@ -721,6 +789,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_all_control_fields),
       cmocka_unit_test(test_everything),
       cmocka_unit_test(test_header_lanes_disagree),
+      cmocka_unit_test(test_forged_idle_lane),
       cmocka_unit_test(test_victim_memory),
   };
   int helper;
