@@ -331,7 +331,9 @@ void bridge_export_stop(bridge_export *exp) {
    * nng_close while a context still has a receive pending
    * (nanomsg/nng#1543, #1813). Stopping an aio cancels what it runs and
    * fails what a worker posts on it later, so an idle worker wakes and
-   * one in a local call finishes it, finds its aios stopped and exits. */
+   * one in a local call finishes it, finds its aios stopped and exits.
+   * Stop waits for such a call: its timeout, the import's caller's, bounds
+   * it, and a call without one lasts as long as its handler. */
   atomic_store(&exp->stopping, 1);
   for (i = 0; exp->workers != NULL && i < exp->worker_count; i++) {
     if (exp->workers[i].recv_aio != NULL)

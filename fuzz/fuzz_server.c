@@ -1,6 +1,6 @@
 /*
  * libFuzzer target over the server's request validation, dispatch and
- * repair pass, for protocol 5 (the server area and the calls area of
+ * repair pass, for protocol 7 (the server area and the calls area of
  * src/layout.h, and the POSIX backend's words around them).
  *
  * One real server lives for the whole process: FUZZ_LANES lanes, one
@@ -727,7 +727,7 @@ static void setup(void) {
   if (fuzz.header.magic != SHMRPC__MAGIC ||
       fuzz.header.version != SHMRPC__PROTOCOL_VERSION ||
       fuzz.header.capacity != FUZZ_CAPACITY || fuzz.header.lanes != FUZZ_LANES)
-    fail_setup("the header is not protocol 5 as created", SHMRPC_EPROTO);
+    fail_setup("the header is not this protocol's as created", SHMRPC_EPROTO);
   memcpy(fuzz.prefix, fuzz.server_area - POSIX_SERVER_PREFIX,
          sizeof(fuzz.prefix));
 

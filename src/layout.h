@@ -76,7 +76,8 @@
 #define SHMRPC__LINE 64u
 /* A request or response of at most this many bytes travels in its writer's
  * line (request_inline, response_inline) rather than in the payload areas,
- * so a small call moves two cache lines between the peers instead of four. */
+ * so a small call moves three cache lines between the peers (the request
+ * line, the answer line, the lane's info line) instead of five. */
 #define SHMRPC__INLINE_MAX 32u
 #define SHMRPC__MESSAGE_AREA 256u
 
