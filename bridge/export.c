@@ -88,6 +88,35 @@ static int worker_connect(export_worker *worker) {
   return shmrpc_client_open(&worker->client, exp->service, NULL, SHMRPC_NOWAIT);
 }
 
+/* How often a worker in a local call looks whether the export stops. */
+#define EXPORT_STOP_LOOK_MS 50
+
+/* The local call, as shmrpc_call would make it, but given up once the
+ * export stops: a handler that runs long (or a caller with no timeout)
+ * must not hold up the stop. The server drops the answer of a call given
+ * up after it took it. */
+static int local_call(export_worker *worker, const bridge_request *req,
+                      size_t *response_len) {
+  bridge_export *exp = worker->owner;
+  shmrpc_pending *call;
+  int rc = shmrpc_call_start(worker->client, req->method, req->payload,
+                             req->payload_len, req->timeout_ms, &call);
+  if (rc != 0)
+    return rc;
+  while ((rc = shmrpc_pending_wait(call, EXPORT_STOP_LOOK_MS)) == 0) {
+    if (atomic_load(&exp->stopping)) {
+      (void)shmrpc_pending_cancel(call);
+      return SHMRPC_ESHUTDOWN;
+    }
+  }
+  if (rc < 0) {
+    (void)shmrpc_pending_cancel(call);
+    return rc;
+  }
+  return shmrpc_pending_finish(call, worker->response, exp->capacity,
+                               response_len);
+}
+
 /* Makes the local call a request asks for and returns its answer. */
 static nng_msg *serve_call(export_worker *worker, const bridge_request *req) {
   bridge_export *exp = worker->owner;
@@ -101,9 +130,7 @@ static nng_msg *serve_call(export_worker *worker, const bridge_request *req) {
     return make_answer(req->kind, SHMRPC_ETIMEDOUT, 0, NULL, NULL, 0);
   rc = worker_connect(worker);
   if (rc == 0)
-    rc = shmrpc_call(worker->client, req->method, req->payload,
-                     req->payload_len, worker->response, exp->capacity,
-                     &response_len, req->timeout_ms);
+    rc = local_call(worker, req, &response_len);
   switch (rc) {
   case 0:
     return make_answer(req->kind, 0, 0, NULL, worker->response, response_len);
@@ -331,9 +358,8 @@ void bridge_export_stop(bridge_export *exp) {
    * nng_close while a context still has a receive pending
    * (nanomsg/nng#1543, #1813). Stopping an aio cancels what it runs and
    * fails what a worker posts on it later, so an idle worker wakes and
-   * one in a local call finishes it, finds its aios stopped and exits.
-   * Stop waits for such a call: its timeout, the import's caller's, bounds
-   * it, and a call without one lasts as long as its handler. */
+   * one in a local call gives it up (local_call), finds its aios stopped
+   * and exits. */
   atomic_store(&exp->stopping, 1);
   for (i = 0; exp->workers != NULL && i < exp->worker_count; i++) {
     if (exp->workers[i].recv_aio != NULL)

@@ -692,6 +692,22 @@ static void test_export_killed(void **state) {
   bridged_stop(&b);
 }
 
+/* The export stopped (SIGTERM) under a call whose handler runs for a
+ * minute: it stops at once, giving the local call up rather than waiting
+ * for it, and the caller learns that the connection went. */
+static void test_export_stopped_under_call(void **state) {
+  static bridged b; /* the teardown may need it after a failure */
+  pending_call call;
+  (void)state;
+  bridged_start(&b, "expstop", NULL);
+  pending_start(&call, &b, 60000, 120000);
+  helper_stop(&b.exp); /* fails if the export waits for the handler */
+  test_thread_join(call.thread);
+  assert_int_equal(call.rc, SHMRPC_ESERVERDIED);
+  helper_kill(&b.server); /* still asleep in that handler */
+  bridged_stop(&b);
+}
+
 /* A network that stops answering (the export frozen with SIGSTOP: the
  * connection stays up, nothing comes back) costs a caller its timeout and
  * no more; once it answers again, so does the import. */
@@ -946,6 +962,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test_teardown(test_four_clients, bridge_teardown),
       cmocka_unit_test_teardown(test_server_killed, bridge_teardown),
       cmocka_unit_test_teardown(test_export_killed, bridge_teardown),
+      cmocka_unit_test_teardown(test_export_stopped_under_call,
+                                bridge_teardown),
       cmocka_unit_test_teardown(test_silent_network, bridge_teardown),
       cmocka_unit_test_teardown(test_big_call, bridge_teardown),
       cmocka_unit_test_teardown(test_hostile_peer, bridge_teardown),
