@@ -687,6 +687,7 @@ static void test_forged_idle_lane(void **state) {
   const shmrpc__answer_line *answer;
   const shmrpc__lane_info *info;
   shmrpc_client *client = NULL;
+  unsigned char *calls, *server_area;
   mapped map;
   uint32_t last;
   (void)state;
@@ -694,23 +695,19 @@ static void test_forged_idle_lane(void **state) {
   assert_int_equal(test_call_add(client, 1, 2), 3);
   assert_int_equal(map_objects(name, &map), 0);
   assert_non_null(map.base[SERVER]);
+  /* Where the core's areas start, past the backend's prefixes. */
 #ifndef _WIN32
-  request = (shmrpc__request_line *)(void *)(map.base[CALLS] +
-                                             posix_calls_prefix_size(1) +
-                                             SHMRPC__OFF_REQUESTS);
-  answer = (const shmrpc__answer_line *)(const void *)(map.base[SERVER] +
-                                                       POSIX_SERVER_PREFIX +
-                                                       SHMRPC__OFF_ANSWERS);
-  info = (const shmrpc__lane_info *)(const void *)(
-      map.base[SERVER] + POSIX_SERVER_PREFIX + shmrpc__off_lane_info(1));
+  calls = map.base[CALLS] + posix_calls_prefix_size(1);
+  server_area = map.base[SERVER] + POSIX_SERVER_PREFIX;
 #else
-  request = (shmrpc__request_line *)(void *)(map.base[CALLS] +
-                                             SHMRPC__OFF_REQUESTS);
-  answer = (const shmrpc__answer_line *)(const void *)(
-      map.base[SERVER] + WIN_PREFIX + SHMRPC__OFF_ANSWERS);
-  info = (const shmrpc__lane_info *)(const void *)(
-      map.base[SERVER] + WIN_PREFIX + shmrpc__off_lane_info(1));
+  calls = map.base[CALLS];
+  server_area = map.base[SERVER] + WIN_PREFIX;
 #endif
+  request = (shmrpc__request_line *)(void *)(calls + SHMRPC__OFF_REQUESTS);
+  answer = (const shmrpc__answer_line *)(const void *)(server_area +
+                                                       SHMRPC__OFF_ANSWERS);
+  info = (const shmrpc__lane_info *)(const void *)(server_area +
+                                                   shmrpc__off_lane_info(1));
   last = __atomic_load_n(&request->call_seq, __ATOMIC_SEQ_CST);
   assert_int_equal(__atomic_load_n(&answer->response_seq, __ATOMIC_SEQ_CST),
                    last);
