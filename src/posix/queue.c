@@ -107,7 +107,7 @@ static void advance_head(shmrpc__os_service *service, uint32_t ticket) {
     posix_queue_wake_head(service);
 }
 
-void posix_queue_wake_head(shmrpc__os_service *service) {
+SHMRPC__HOT void posix_queue_wake_head(shmrpc__os_service *service) {
   posix_calls_prefix *queue = service->calls_prefix;
   uint32_t head = shmrpc__load32_sc(&queue->head);
   posix_ring_slot *slot;

@@ -143,7 +143,7 @@ int shmrpc__os_server_alive(shmrpc__os_service *service) {
   return ofd_conflict(service->server_fd, F_RDLCK, 0);
 }
 
-int shmrpc__os_service_forked(const shmrpc__os_service *service) {
+SHMRPC__HOT int shmrpc__os_service_forked(const shmrpc__os_service *service) {
   return service->forked;
 }
 

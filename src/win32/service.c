@@ -365,7 +365,7 @@ int shmrpc__os_server_alive(shmrpc__os_service *service) {
   return win32_mutex_owned(service->alive, &abandoned) == 1;
 }
 
-int shmrpc__os_service_forked(const shmrpc__os_service *service) {
+SHMRPC__HOT int shmrpc__os_service_forked(const shmrpc__os_service *service) {
   (void)service; /* no fork() on Windows */
   return 0;
 }
