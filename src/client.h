@@ -106,8 +106,9 @@ uint32_t shmrpc__conn_post(shmrpc__conn *conn, uint32_t index, uint32_t method,
 
 /* After a post that woke a sleeping server: yields the CPU, which the
  * scheduler often queued the woken worker on (it then runs now, and its
- * answer needs no wake-up), and lowers the lane's YIELDED mark unless the
- * server did. */
+ * answer needs no wake-up), unless the lane rang a sleeping server less
+ * than SHMRPC__YIELD_GAP_NS ago; then lowers the lane's YIELDED mark
+ * unless the server did. */
 void shmrpc__conn_yield(shmrpc__conn *conn, uint32_t index);
 
 /* 1 once call `seq` of lane `index` is answered. */
