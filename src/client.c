@@ -711,7 +711,7 @@ post(shmrpc__conn *conn, uint32_t index, uint32_t method, const void *request,
  * ping-pong (README, Performance). */
 #define SHMRPC__YIELD_GAP_NS 1000000u
 
-SHMRPC__HOT void shmrpc__conn_yield(shmrpc__conn *conn, uint32_t index) {
+SHMRPC__HOT uint64_t shmrpc__conn_yield(shmrpc__conn *conn, uint32_t index) {
   volatile uint32_t *mark = &conn->lane[index].request->response_sleepers;
   shmrpc__spin *spin = &conn->spin[index];
   uint64_t now = shmrpc__os_now_ns(), last = spin->rang_ns;
@@ -720,6 +720,7 @@ SHMRPC__HOT void shmrpc__conn_yield(shmrpc__conn *conn, uint32_t index) {
     shmrpc__os_yield();
   if (shmrpc__load32(mark) == SHMRPC__SLEEPER_YIELDED)
     (void)shmrpc__cas32(mark, SHMRPC__SLEEPER_YIELDED, 0u);
+  return now;
 }
 
 uint32_t shmrpc__conn_post(shmrpc__conn *conn, uint32_t index, uint32_t method,
@@ -815,9 +816,11 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
   }
   /* We woke a sleeping server. Sleeping now would leave it the CPU too,
    * but then its answer must wake us: two kernel wake-ups per cold call
-   * instead of one (README, Performance). */
+   * instead of one (README, Performance). The deadline counts the yield
+   * (the server may run its handler meanwhile), from the clock read the
+   * yield made anyway. */
   if (wait_flags & SHMRPC__WAIT_NO_SPIN)
-    shmrpc__conn_yield(conn, index);
+    shmrpc__deadline_arm(&deadline, shmrpc__conn_yield(conn, index));
   SHMRPC__FAULT("client_posted");
 
   /* SHMRPC_NOWAIT waits for the answer of a call it could send as long as

@@ -108,8 +108,8 @@ uint32_t shmrpc__conn_post(shmrpc__conn *conn, uint32_t index, uint32_t method,
  * scheduler often queued the woken worker on (it then runs now, and its
  * answer needs no wake-up), unless the lane rang a sleeping server less
  * than SHMRPC__YIELD_GAP_NS ago; then lowers the lane's YIELDED mark
- * unless the server did. */
-void shmrpc__conn_yield(shmrpc__conn *conn, uint32_t index);
+ * unless the server did. Returns the time it read before the yield. */
+uint64_t shmrpc__conn_yield(shmrpc__conn *conn, uint32_t index);
 
 /* 1 once call `seq` of lane `index` is answered. */
 static inline int shmrpc__conn_answered(const shmrpc__conn *conn,

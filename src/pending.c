@@ -218,7 +218,7 @@ static void post(shmrpc_pending *call, const void *request) {
    * took 95 us without this and 50 us with it, against 42 us for a blocking
    * one (which did not yield then). */
   if (call->wait_flags & SHMRPC__WAIT_NO_SPIN)
-    shmrpc__conn_yield(conn, call->lane);
+    (void)shmrpc__conn_yield(conn, call->lane);
 }
 
 static void got_lane(shmrpc_pending *call, uint32_t lane, int rc) {
