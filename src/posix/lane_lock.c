@@ -128,7 +128,8 @@ SHMRPC__HOT int posix_lane_take(shmrpc__os_service *service, uint32_t lane,
   return POSIX_LANE_BUSY;
 }
 
-SHMRPC__HOT void shmrpc__os_lane_release(shmrpc__os_service *service, uint32_t lane) {
+SHMRPC__HOT void shmrpc__os_lane_release(shmrpc__os_service *service,
+                                         uint32_t lane) {
   volatile uint32_t *word = lock_of(service, lane);
   uint32_t mine = service->lock_mine;
   /* If someone rewrote the word meanwhile, leave it: it is not ours to

@@ -130,7 +130,8 @@ void shmrpc__os_lane_wait_end(shmrpc__os_service *service,
   (void)waiter;
 }
 
-SHMRPC__HOT void shmrpc__os_lane_release(shmrpc__os_service *service, uint32_t lane) {
+SHMRPC__HOT void shmrpc__os_lane_release(shmrpc__os_service *service,
+                                         uint32_t lane) {
   InterlockedExchange(&service->holding[lane], 0);
   WIN32_COUNT_SYSCALL();
   ReleaseMutex(service->lane_lock[lane]);
