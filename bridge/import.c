@@ -32,11 +32,14 @@
 #define IMPORT_PROTOCOL_REPORTS 20
 
 typedef struct import_lane {
+  struct bridge_import *owner;
   nng_ctx ctx;
   nng_aio *send_aio;
-  nng_aio *recv_aio;
-  int busy;      /* borrowed by a call */
-  int in_flight; /* between sending and receiving: a lost pipe cancels */
+  nng_aio *recv_aio; /* no nng timeout: exchange() keeps the deadline */
+  nng_cv *received;  /* recv_aio completed (with the owner's lock) */
+  int busy;          /* borrowed by a call */
+  int in_flight;     /* between sending and receiving: a lost pipe cancels */
+  int recv_done;     /* recv_aio's operation has completed */
 } import_lane;
 
 struct bridge_import {
@@ -122,6 +125,15 @@ static void on_pipe_removed(nng_pipe pipe, nng_pipe_ev event, void *arg) {
 
 /* ---- One exchange ------------------------------------------------------ */
 
+/* recv_aio's callback: the answer came, or the receive failed. */
+static void on_received(void *arg) {
+  import_lane *lane = arg;
+  nng_mtx_lock(lane->owner->lock);
+  lane->recv_done = 1;
+  nng_cv_wake(lane->received);
+  nng_mtx_unlock(lane->owner->lock);
+}
+
 static import_lane *lane_borrow(bridge_import *imp) {
   import_lane *lane = NULL;
   int i;
@@ -161,11 +173,19 @@ static nng_duration time_left(nng_time deadline) {
  * SHMRPC_ENOSERVER (no connection to the export), SHMRPC_ETIMEDOUT,
  * SHMRPC_ESERVERDIED (the connection was lost under the call, which may or
  * may not have run), SHMRPC_ESHUTDOWN (the import is stopping).
+ *
+ * The deadline is ours, not an nng timeout on the aios: nng 1.5's timer
+ * thread takes an expiring aio off its list, drops its lock and only then
+ * cancels it. When the answer completes the operation in that gap (the
+ * export answers a call that timed out there at about the moment our own
+ * timeout for it ends), the cancel comes late and lands on the next call
+ * started on the same aio, which then failed with SHMRPC_ETIMEDOUT at
+ * once. A cancel made here is over before the aio is used again.
  */
 static int exchange(bridge_import *imp, import_lane *lane, nng_msg *request,
                     nng_time deadline, nng_msg **answer) {
   unsigned removals;
-  int rv, send_rv, lost, stopping;
+  int rv, send_rv, lost, stopping, given_up, timed_out;
 
   nng_mtx_lock(imp->lock);
   if (imp->connected == 0 || imp->stopping) {
@@ -176,13 +196,12 @@ static int exchange(bridge_import *imp, import_lane *lane, nng_msg *request,
   }
   removals = imp->removals;
   lane->in_flight = 1;
+  lane->recv_done = 0;
   nng_mtx_unlock(imp->lock);
 
   /* The receive is posted right after the send, without waiting for the
    * send to complete: that wait would cost this thread a wake-up. */
   nng_aio_set_msg(lane->send_aio, request);
-  nng_aio_set_timeout(lane->send_aio, time_left(deadline));
-  nng_aio_set_timeout(lane->recv_aio, time_left(deadline));
   nng_ctx_send(lane->ctx, lane->send_aio);
   nng_ctx_recv(lane->ctx, lane->recv_aio);
   /* A pipe lost before the receive began cancelled nothing: do it. */
@@ -190,6 +209,23 @@ static int exchange(bridge_import *imp, import_lane *lane, nng_msg *request,
   lost = imp->removals != removals;
   nng_mtx_unlock(imp->lock);
   if (lost) {
+    nng_aio_cancel(lane->send_aio);
+    nng_aio_cancel(lane->recv_aio);
+  }
+  /* Until the answer, the deadline, or the stop (whose stopped aios may
+   * never complete an operation begun after it). */
+  nng_mtx_lock(imp->lock);
+  while (!lane->recv_done && !imp->stopping &&
+         (deadline == 0 || nng_clock() < deadline)) {
+    if (deadline == 0)
+      nng_cv_wait(lane->received);
+    else
+      (void)nng_cv_until(lane->received, deadline);
+  }
+  given_up = !lane->recv_done;
+  timed_out = given_up && !imp->stopping;
+  nng_mtx_unlock(imp->lock);
+  if (given_up) {
     nng_aio_cancel(lane->send_aio);
     nng_aio_cancel(lane->recv_aio);
   }
@@ -213,7 +249,7 @@ static int exchange(bridge_import *imp, import_lane *lane, nng_msg *request,
     return 0;
   if (stopping || rv == NNG_ECLOSED)
     return SHMRPC_ESHUTDOWN;
-  if (rv == NNG_ETIMEDOUT && !lost)
+  if (timed_out && !lost)
     return SHMRPC_ETIMEDOUT;
   return SHMRPC_ESERVERDIED;
 }
@@ -300,7 +336,9 @@ static int forward(void *user_data, const void *request, size_t request_len,
 
   if (timeout_ms == 0)
     return shmrpc_reply_fail(reply, SHMRPC_ETIMEDOUT);
-  deadline = timeout_ms < 0 ? 0 : nng_clock() + (nng_time)timeout_ms;
+  /* nng's clock counts whole milliseconds, and timeout_ms is rounded
+   * down: one more keeps our wait from ending before the caller's. */
+  deadline = timeout_ms < 0 ? 0 : nng_clock() + (nng_time)timeout_ms + 1;
   msg = make_request(BRIDGE_WIRE_CALL, shmrpc_reply_method(reply), timeout_ms,
                      request, request_len);
   if (msg == NULL)
@@ -458,11 +496,15 @@ static int publish(bridge_import *imp, const char *service,
   shmrpc_server_options server_options;
   int i, rc, rv;
   for (i = 0; i < IMPORT_LANES; i++) {
-    rv = nng_ctx_open(&imp->lanes[i].ctx, imp->socket);
+    import_lane *lane = &imp->lanes[i];
+    lane->owner = imp;
+    rv = nng_ctx_open(&lane->ctx, imp->socket);
     if (rv == 0)
-      rv = nng_aio_alloc(&imp->lanes[i].send_aio, NULL, NULL);
+      rv = nng_cv_alloc(&lane->received, imp->lock);
     if (rv == 0)
-      rv = nng_aio_alloc(&imp->lanes[i].recv_aio, NULL, NULL);
+      rv = nng_aio_alloc(&lane->send_aio, NULL, NULL);
+    if (rv == 0)
+      rv = nng_aio_alloc(&lane->recv_aio, on_received, lane);
     if (rv != 0)
       return bridge__nng_fail(error, "cannot make contexts for", imp->url, rv);
   }
@@ -547,6 +589,10 @@ void bridge_import_stop(bridge_import *imp) {
   if (imp->lock != NULL) {
     nng_mtx_lock(imp->lock);
     imp->stopping = 1;
+    for (i = 0; i < IMPORT_LANES; i++) {
+      if (imp->lanes[i].received != NULL)
+        nng_cv_wake(imp->lanes[i].received);
+    }
     nng_mtx_unlock(imp->lock);
   }
   if (imp->server != NULL)
@@ -573,6 +619,8 @@ void bridge_import_stop(bridge_import *imp) {
       nng_aio_free(imp->lanes[i].send_aio);
     if (imp->lanes[i].recv_aio != NULL)
       nng_aio_free(imp->lanes[i].recv_aio);
+    if (imp->lanes[i].received != NULL)
+      nng_cv_free(imp->lanes[i].received);
   }
   if (imp->changed != NULL)
     nng_cv_free(imp->changed);

@@ -18,6 +18,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -533,6 +534,65 @@ static void test_calculator(void **state) {
   bridged_stop(&b);
 }
 
+/* ---- A call on the heels of a timeout ---------------------------------- */
+
+/* Rounds of a call that times out downstream, then an ordinary one. */
+#define AGAIN_ROUNDS 150
+#define AGAIN_TIMEOUT_MS 10
+
+static atomic_int burning;
+
+/* Keeps a CPU busy until burning falls to 0: a loaded machine preempts
+ * threads (nng's timer thread among them) in the middle of what they do. */
+static void burn_main(void *arg) {
+  (void)arg;
+  while (atomic_load_explicit(&burning, memory_order_relaxed))
+    ;
+}
+
+/* Each timed-out call is answered by the export at about the moment the
+ * import's own deadline for it passes. The call after it must not inherit
+ * that deadline: with nng's timeouts on a reused aio, nng 1.5's timer
+ * thread could cancel the next call on the same import lane, which then
+ * failed with SHMRPC_ETIMEDOUT at once. */
+static void test_call_after_timeout(void **state) {
+  shmrpc_client *client;
+  test_thread *burners[2];
+  int64_t result, start, took;
+  int i, rc, wrong = 0;
+  static bridged b; /* the teardown may need it after a failure */
+  (void)state;
+  bridged_start(&b, "again", NULL);
+  client = open_client(b.import_name);
+  atomic_store(&burning, 1);
+  for (i = 0; i < 2; i++)
+    assert_int_equal(test_thread_start(&burners[i], burn_main, NULL), 0);
+  for (i = 0; i < AGAIN_ROUNDS; i++) {
+    start = test_now_ms();
+    rc = calc_call(client, CALC_SLEEP, 2 * AGAIN_TIMEOUT_MS, 0, NULL,
+                   AGAIN_TIMEOUT_MS, &result);
+    took = test_now_ms() - start;
+    if (rc != SHMRPC_ETIMEDOUT || took < AGAIN_TIMEOUT_MS - 1) {
+      print_error("round %d: sleep: %s after %lld ms\n", i, shmrpc_err_name(rc),
+                  (long long)took);
+      wrong++;
+    }
+    start = test_now_ms();
+    rc = calc_call(client, CALC_ADD, i, 1, NULL, T_EXIT_MS, &result);
+    if (rc != 0 || result != i + 1) {
+      print_error("round %d: add: %s after %lld ms\n", i, shmrpc_err_name(rc),
+                  (long long)(test_now_ms() - start));
+      wrong++;
+    }
+  }
+  atomic_store(&burning, 0);
+  for (i = 0; i < 2; i++)
+    test_thread_join(burners[i]);
+  assert_int_equal(wrong, 0);
+  shmrpc_client_close(client);
+  bridged_stop(&b);
+}
+
 /* ---- Several clients --------------------------------------------------- */
 
 typedef struct adder {
@@ -959,6 +1019,7 @@ static int remove_certificates(void **state) {
 int main(int argc, char **argv) {
   const struct CMUnitTest tcp_tests[] = {
       cmocka_unit_test_teardown(test_calculator, bridge_teardown),
+      cmocka_unit_test_teardown(test_call_after_timeout, bridge_teardown),
       cmocka_unit_test_teardown(test_four_clients, bridge_teardown),
       cmocka_unit_test_teardown(test_server_killed, bridge_teardown),
       cmocka_unit_test_teardown(test_export_killed, bridge_teardown),
