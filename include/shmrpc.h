@@ -379,7 +379,9 @@ SHMRPC_EXTERN int shmrpc_client_open(shmrpc_client **out, const char *name,
  * Calls method with request_len bytes of request and waits up to timeout_ms
  * for the answer, which is copied into response (response_cap bytes); its
  * length goes to *response_len (may be NULL). The timeout covers waiting
- * for a free lane, for a reconnection, and for the answer.
+ * for a free lane, for a reconnection, and for the answer. A call that
+ * wakes a sleeping server yields the CPU once (as shmrpc_call_start does),
+ * so other threads may run before it returns.
  *
  * With SHMRPC_NOWAIT the call waits for nothing but its answer: if no lane
  * is free right now (or no server runs), it fails at once with
@@ -438,8 +440,9 @@ typedef struct shmrpc_pending shmrpc_pending;
  * buffer may be reused as soon as this returns. The call is posted on a free
  * lane now, or queued for one (first come, first served with every other
  * caller) and posted as soon as one frees. A post that wakes a sleeping
- * server yields the CPU once (the woken server may be queued on it), so it
- * may return after other threads ran. timeout_ms covers the whole call,
+ * server yields the CPU once (the woken server may be queued on it), unless
+ * the lane rang a sleeping server less than 1 ms before, so it may return
+ * after other threads ran. timeout_ms covers the whole call,
  * counted from this function (a call posted at once counts it from just
  * after its post and that yield): queueing, the server's work and the
  * answer; with SHMRPC_NOWAIT

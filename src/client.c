@@ -658,11 +658,11 @@ SHMRPC__COLD int shmrpc__conn_abandon(shmrpc__conn *conn, uint32_t index,
 
 /* Rings the doorbell if no worker would see the call without it: every
  * worker is asleep (none spins), or the server waits in an event loop.
- * Returns the wait flags for the answer. A caller that will yield after
- * waking a sleeping worker passes its lane's sleeper word, marked before
- * the wake-up: the worker may run on our CPU at once, even before the
- * system call returns. */
-SHMRPC__HOT static int ring(shmrpc__conn *conn, volatile uint32_t *yield_mark) {
+ * Returns the wait flags for the answer. A ring that wakes a sleeping
+ * worker marks the lane YIELDED first (the caller yields next, see
+ * shmrpc__conn_yield): the worker may run on our CPU at once, even before
+ * the system call returns. */
+SHMRPC__HOT static int ring(shmrpc__conn *conn, volatile uint32_t *mark) {
   uint32_t sleepers =
       shmrpc__load32_sc(&shmrpc__area_doorbell(conn->server)->request_sleepers);
   int flags = 0;
@@ -670,8 +670,7 @@ SHMRPC__HOT static int ring(shmrpc__conn *conn, volatile uint32_t *yield_mark) {
     shmrpc__os_waitable_wake(conn->service, UINT32_MAX, 0);
   if ((sleepers & SHMRPC__SLEEPERS_SPINNING) == 0 &&
       (sleepers & SHMRPC__SLEEPERS_ASLEEP) != 0) {
-    if (yield_mark != NULL)
-      shmrpc__store32_sc(yield_mark, SHMRPC__SLEEPER_YIELDED);
+    shmrpc__store32_sc(mark, SHMRPC__SLEEPER_YIELDED);
     shmrpc__os_event_set(conn->service, SHMRPC__EVENT_REQUEST);
     /* A server asleep takes a kernel wake-up (tens of microseconds) to
      * answer: then spinning for the answer only burns the CPU it needs. */
@@ -680,11 +679,10 @@ SHMRPC__HOT static int ring(shmrpc__conn *conn, volatile uint32_t *yield_mark) {
   return flags;
 }
 
-/* shmrpc__conn_post, inline for the blocking call (yields 0). */
+/* shmrpc__conn_post, inline for the blocking call. */
 SHMRPC__HOT static inline uint32_t
 post(shmrpc__conn *conn, uint32_t index, uint32_t method, const void *request,
-     size_t request_len, const shmrpc__deadline *deadline, int *wait_flags,
-     int yields) {
+     size_t request_len, const shmrpc__deadline *deadline, int *wait_flags) {
   uint64_t copy_start = 0;
   uint32_t seq;
   /* A large request: the server copies it before it can answer, and the
@@ -700,16 +698,35 @@ post(shmrpc__conn *conn, uint32_t index, uint32_t method, const void *request,
   shmrpc__spin_expect(&conn->spin[index], request_len);
   if (SHMRPC__UNLIKELY(seq == 0))
     return 0; /* see shmrpc__conn_post_failed */
-  *wait_flags =
-      ring(conn, yields ? &conn->lane[index].request->response_sleepers : NULL);
+  *wait_flags = ring(conn, &conn->lane[index].request->response_sleepers);
   return seq;
+}
+
+/* A caller whose rings come closer together than this does not yield: its
+ * server sleeps between calls that are not cold (a bridge's, each waiting
+ * ~200 us for the network). Measured on a 2-CPU VM, yielding there made
+ * the bridge's 8-byte call 17 us slower (most likely the scheduler counting
+ * the yield against the caller when its answer wakes it soon after), while
+ * cold calls after 100 ms gaps went from 1.25x to 1.11x the futex
+ * ping-pong (README, Performance). */
+#define SHMRPC__YIELD_GAP_NS 1000000u
+
+SHMRPC__HOT uint64_t shmrpc__conn_yield(shmrpc__conn *conn, uint32_t index) {
+  volatile uint32_t *mark = &conn->lane[index].request->response_sleepers;
+  shmrpc__spin *spin = &conn->spin[index];
+  uint64_t now = shmrpc__os_now_ns(), last = spin->rang_ns;
+  spin->rang_ns = now;
+  if (last == 0 || now - last >= SHMRPC__YIELD_GAP_NS)
+    shmrpc__os_yield();
+  if (shmrpc__load32(mark) == SHMRPC__SLEEPER_YIELDED)
+    (void)shmrpc__cas32(mark, SHMRPC__SLEEPER_YIELDED, 0u);
+  return now;
 }
 
 uint32_t shmrpc__conn_post(shmrpc__conn *conn, uint32_t index, uint32_t method,
                            const void *request, size_t request_len,
                            const shmrpc__deadline *deadline, int *wait_flags) {
-  return post(conn, index, method, request, request_len, deadline, wait_flags,
-              1);
+  return post(conn, index, method, request, request_len, deadline, wait_flags);
 }
 
 SHMRPC__HOT int shmrpc__conn_wait_answer(shmrpc__conn *conn, uint32_t index,
@@ -791,12 +808,19 @@ SHMRPC__HOT int shmrpc_call(shmrpc_client *client, uint32_t method,
       goto release;
   }
 
-  seq = post(conn, index, method, request, request_len, &deadline, &wait_flags,
-             0);
+  seq = post(conn, index, method, request, request_len, &deadline,
+             &wait_flags);
   if (SHMRPC__UNLIKELY(seq == 0)) {
     rc = shmrpc__conn_post_failed(conn);
     goto release;
   }
+  /* We woke a sleeping server. Sleeping now would leave it the CPU too,
+   * but then its answer must wake us: two kernel wake-ups per cold call
+   * instead of one (README, Performance). The deadline counts the yield
+   * (the server may run its handler meanwhile), from the clock read the
+   * yield made anyway. */
+  if (wait_flags & SHMRPC__WAIT_NO_SPIN)
+    shmrpc__deadline_arm(&deadline, shmrpc__conn_yield(conn, index));
   SHMRPC__FAULT("client_posted");
 
   /* SHMRPC_NOWAIT waits for the answer of a call it could send as long as

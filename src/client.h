@@ -96,13 +96,20 @@ int shmrpc__conn_prepare_wait(shmrpc__conn *conn, uint32_t index,
 
 /* Posts a call on the held, idle lane `index` and rings the server if it
  * needs it; returns the call's sequence number (*wait_flags: how to wait
- * for the answer), or 0 (shmrpc__conn_post_failed says why). For a call
- * that does not block: a ring that wakes a sleeping server marks the lane
- * SHMRPC__SLEEPER_YIELDED first (wait_flags then has
- * SHMRPC__WAIT_NO_SPIN), and the caller yields and lowers the mark. */
+ * for the answer), or 0 (shmrpc__conn_post_failed says why). A ring that
+ * wakes a sleeping server marks the lane SHMRPC__SLEEPER_YIELDED first
+ * (wait_flags then has SHMRPC__WAIT_NO_SPIN): the caller then calls
+ * shmrpc__conn_yield. */
 uint32_t shmrpc__conn_post(shmrpc__conn *conn, uint32_t index, uint32_t method,
                            const void *request, size_t request_len,
                            const shmrpc__deadline *deadline, int *wait_flags);
+
+/* After a post that woke a sleeping server: yields the CPU, which the
+ * scheduler often queued the woken worker on (it then runs now, and its
+ * answer needs no wake-up), unless the lane rang a sleeping server less
+ * than SHMRPC__YIELD_GAP_NS ago; then lowers the lane's YIELDED mark
+ * unless the server did. Returns the time it read before the yield. */
+uint64_t shmrpc__conn_yield(shmrpc__conn *conn, uint32_t index);
 
 /* 1 once call `seq` of lane `index` is answered. */
 static inline int shmrpc__conn_answered(const shmrpc__conn *conn,

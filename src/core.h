@@ -133,6 +133,9 @@ typedef struct shmrpc__spin {
    * before the awaited state can come (shmrpc__spin_expect). One wait
    * uses it. */
   uint64_t extra_ns;
+  /* A caller's: when it last rang a sleeping server (0: never); see
+   * shmrpc__conn_yield. */
+  uint64_t rang_ns;
   uint32_t copy_ps;    /* this side's pace of copying, ps per byte */
   uint32_t crowd_max;  /* spin while at most this many callers wait */
 } shmrpc__spin;

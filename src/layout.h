@@ -98,9 +98,10 @@ enum shmrpc__sleeper {
   SHMRPC__SLEEPER_EVENT = 1, /* asleep on the lane's response event */
   SHMRPC__SLEEPER_FD = 2,    /* in an event loop on its waitable; the
                                 bits above the low two name the waker */
-  SHMRPC__SLEEPER_YIELDED = 3 /* it rang a sleeping server and yielded its
-                                CPU to it: nothing to wake, but no spin for
-                                the next call on what may be its CPU */
+  SHMRPC__SLEEPER_YIELDED = 3 /* it rang a sleeping server and may yield
+                                its CPU to it (shmrpc__conn_yield): nothing
+                                to wake, but no spin for the next call on
+                                what may be its CPU */
 };
 #define SHMRPC__SLEEPER_MODE_MASK 3u
 

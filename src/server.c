@@ -45,7 +45,7 @@ typedef struct shmrpc__worker {
   int holds_role;              /* 1 while it holds the spinner's role */
   uint32_t id;                 /* its name in the role word: 1, 2, ... */
   int woke_caller;             /* its last answer woke a sleeping caller,
-                                  or one that yielded to it */
+                                  or found one marked YIELDED */
   /* Whether the sleep that spin.slept_since_ns started judges the spin
    * window (0 after such an answer: that one did not spin); and whether
    * the last sleep after such an answer ended within the spin window: the

@@ -50,6 +50,7 @@ void shmrpc__spin_init(shmrpc__spin *spin, int32_t spin_us) {
   spin->window_ns = spin->max_ns;
   spin->slept_since_ns = 0;
   spin->extra_ns = 0;
+  spin->rang_ns = 0;
   spin->copy_ps = SHMRPC__PACE_PS;
   /* A CPU for each spinning caller, one for the server. */
   spin->crowd_max = n < 2 ? 0 : n - 1;

@@ -26,7 +26,7 @@ void shmrpc__os_sleep_ms(int32_t ms) {
   }
 }
 
-void shmrpc__os_yield(void) {
+SHMRPC__HOT void shmrpc__os_yield(void) {
   POSIX_COUNT_SYSCALL();
   (void)sched_yield();
 }

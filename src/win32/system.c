@@ -27,7 +27,7 @@ uint64_t shmrpc__os_now_ns(void) {
 
 void shmrpc__os_sleep_ms(int32_t ms) { Sleep(ms < 0 ? 0 : (DWORD)ms); }
 
-void shmrpc__os_yield(void) { (void)SwitchToThread(); }
+SHMRPC__HOT void shmrpc__os_yield(void) { (void)SwitchToThread(); }
 
 unsigned shmrpc__os_cpu_count(void) {
   DWORD_PTR process_mask, system_mask;
