@@ -36,10 +36,14 @@ typedef struct import_lane {
   nng_ctx ctx;
   nng_aio *send_aio;
   nng_aio *recv_aio; /* no nng timeout: exchange() keeps the deadline */
-  nng_cv *received;  /* recv_aio completed (with the owner's lock) */
-  int busy;          /* borrowed by a call */
-  int in_flight;     /* between sending and receiving: a lost pipe cancels */
-  int recv_done;     /* recv_aio's operation has completed */
+  nng_cv *received;  /* the exchange is over (with the owner's lock) */
+  /* With the owner's lock: */
+  int busy;        /* borrowed by a call */
+  int in_flight;   /* in exchange(): a lost pipe abandons it */
+  int send_done;   /* send_aio's operation has completed */
+  int recv_posted; /* on_sent posted the receive */
+  int done;        /* nothing more will complete for this exchange */
+  int abandoned;   /* given up: the deadline, a lost pipe, the stop */
 } import_lane;
 
 struct bridge_import {
@@ -85,6 +89,8 @@ static void report(bridge_import *imp, bridge_event event, const char *format,
 
 /* ---- Connection state (nng's pipe callbacks) -------------------------- */
 
+static void lane_abandon(import_lane *lane);
+
 static void on_pipe_added(nng_pipe pipe, nng_pipe_ev event, void *arg) {
   bridge_import *imp = arg;
   int tell;
@@ -111,10 +117,8 @@ static void on_pipe_removed(nng_pipe pipe, nng_pipe_ev event, void *arg) {
   imp->connected--;
   imp->removals++;
   for (i = 0; i < IMPORT_LANES; i++) {
-    if (imp->lanes[i].in_flight) {
-      nng_aio_cancel(imp->lanes[i].send_aio);
-      nng_aio_cancel(imp->lanes[i].recv_aio);
-    }
+    if (imp->lanes[i].in_flight)
+      lane_abandon(&imp->lanes[i]);
   }
   tell = imp->started && !imp->stopping;
   nng_mtx_unlock(imp->lock);
@@ -125,11 +129,50 @@ static void on_pipe_removed(nng_pipe pipe, nng_pipe_ev event, void *arg) {
 
 /* ---- One exchange ------------------------------------------------------ */
 
+/*
+ * An exchange sends, and only once the send has completed receives:
+ * nng 1.5's REQ cannot cancel a request still queued for the connection
+ * while a receive waits for its answer (req0_ctx_cancel_send asserts that
+ * no receive is pending, and cancelling the receive first frees the
+ * request under the send). A request stays queued while the connection is
+ * busy writing, which a peer that stops reading makes last.
+ */
+
+/* Ends the exchange on lane early (with the owner's lock): cancels the one
+ * operation it has outstanding. Its callback then ends the exchange. */
+static void lane_abandon(import_lane *lane) {
+  lane->abandoned = 1;
+  if (!lane->send_done)
+    nng_aio_cancel(lane->send_aio);
+  else if (lane->recv_posted)
+    nng_aio_cancel(lane->recv_aio);
+}
+
+/* send_aio's callback: the request left, or will not. */
+static void on_sent(void *arg) {
+  import_lane *lane = arg;
+  bridge_import *imp = lane->owner;
+  nng_mtx_lock(imp->lock);
+  lane->send_done = 1;
+  /* Posted with the lock held, so a stop (which sets `stopping` with it
+   * before it stops the aios) cancels it rather than leaving it never to
+   * complete. */
+  if (nng_aio_result(lane->send_aio) == 0 && !lane->abandoned &&
+      !imp->stopping) {
+    lane->recv_posted = 1;
+    nng_ctx_recv(lane->ctx, lane->recv_aio);
+  } else {
+    lane->done = 1;
+    nng_cv_wake(lane->received);
+  }
+  nng_mtx_unlock(imp->lock);
+}
+
 /* recv_aio's callback: the answer came, or the receive failed. */
 static void on_received(void *arg) {
   import_lane *lane = arg;
   nng_mtx_lock(lane->owner->lock);
-  lane->recv_done = 1;
+  lane->done = 1;
   nng_cv_wake(lane->received);
   nng_mtx_unlock(lane->owner->lock);
 }
@@ -185,7 +228,7 @@ static nng_duration time_left(nng_time deadline) {
 static int exchange(bridge_import *imp, import_lane *lane, nng_msg *request,
                     nng_time deadline, nng_msg **answer) {
   unsigned removals;
-  int rv, send_rv, lost, stopping, given_up, timed_out;
+  int rv, send_rv, lost, stopping, timed_out, recv_posted;
 
   nng_mtx_lock(imp->lock);
   if (imp->connected == 0 || imp->stopping) {
@@ -196,45 +239,38 @@ static int exchange(bridge_import *imp, import_lane *lane, nng_msg *request,
   }
   removals = imp->removals;
   lane->in_flight = 1;
-  lane->recv_done = 0;
-  nng_mtx_unlock(imp->lock);
-
-  /* The receive is posted right after the send, without waiting for the
-   * send to complete: that wait would cost this thread a wake-up. */
+  lane->send_done = 0;
+  lane->recv_posted = 0;
+  lane->done = 0;
+  lane->abandoned = 0;
+  /* Posted with the lock held, as on_sent posts the receive. */
   nng_aio_set_msg(lane->send_aio, request);
   nng_ctx_send(lane->ctx, lane->send_aio);
-  nng_ctx_recv(lane->ctx, lane->recv_aio);
-  /* A pipe lost before the receive began cancelled nothing: do it. */
-  nng_mtx_lock(imp->lock);
-  lost = imp->removals != removals;
-  nng_mtx_unlock(imp->lock);
-  if (lost) {
-    nng_aio_cancel(lane->send_aio);
-    nng_aio_cancel(lane->recv_aio);
-  }
-  /* Until the answer, the deadline, or the stop (whose stopped aios may
-   * never complete an operation begun after it). */
-  nng_mtx_lock(imp->lock);
-  while (!lane->recv_done && !imp->stopping &&
-         (deadline == 0 || nng_clock() < deadline)) {
-    if (deadline == 0)
+  /* Until the exchange is over; at the deadline, give it up. A pipe lost
+   * or a stop begun meanwhile has abandoned it already. */
+  timed_out = 0;
+  while (!lane->done) {
+    if (!lane->abandoned && deadline != 0 && nng_clock() >= deadline) {
+      timed_out = 1;
+      lane_abandon(lane);
+    } else if (lane->abandoned || deadline == 0) {
       nng_cv_wait(lane->received);
-    else
+    } else {
       (void)nng_cv_until(lane->received, deadline);
+    }
   }
-  given_up = !lane->recv_done;
-  timed_out = given_up && !imp->stopping;
+  recv_posted = lane->recv_posted;
   nng_mtx_unlock(imp->lock);
-  if (given_up) {
-    nng_aio_cancel(lane->send_aio);
-    nng_aio_cancel(lane->recv_aio);
-  }
-  nng_aio_wait(lane->recv_aio);
+  /* The callbacks have run their course; their tasks end now. */
   nng_aio_wait(lane->send_aio);
+  nng_aio_wait(lane->recv_aio);
   send_rv = nng_aio_result(lane->send_aio);
   if (send_rv != 0 && nng_aio_get_msg(lane->send_aio) != NULL)
     nng_msg_free(nng_aio_get_msg(lane->send_aio)); /* not sent: still ours */
-  rv = nng_aio_result(lane->recv_aio);
+  if (recv_posted)
+    rv = nng_aio_result(lane->recv_aio);
+  else
+    rv = send_rv != 0 ? send_rv : NNG_ECANCELED; /* sent, then given up */
   if (rv == 0)
     *answer = nng_aio_get_msg(lane->recv_aio);
   else if (send_rv != 0 && send_rv != NNG_ECANCELED)
@@ -502,7 +538,7 @@ static int publish(bridge_import *imp, const char *service,
     if (rv == 0)
       rv = nng_cv_alloc(&lane->received, imp->lock);
     if (rv == 0)
-      rv = nng_aio_alloc(&lane->send_aio, NULL, NULL);
+      rv = nng_aio_alloc(&lane->send_aio, on_sent, lane);
     if (rv == 0)
       rv = nng_aio_alloc(&lane->recv_aio, on_received, lane);
     if (rv != 0)
@@ -590,8 +626,8 @@ void bridge_import_stop(bridge_import *imp) {
     nng_mtx_lock(imp->lock);
     imp->stopping = 1;
     for (i = 0; i < IMPORT_LANES; i++) {
-      if (imp->lanes[i].received != NULL)
-        nng_cv_wake(imp->lanes[i].received);
+      if (imp->lanes[i].in_flight)
+        lane_abandon(&imp->lanes[i]);
     }
     nng_mtx_unlock(imp->lock);
   }

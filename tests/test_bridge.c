@@ -840,6 +840,50 @@ static void test_big_call(void **state) {
   free(response);
 }
 
+/* Calls of 1 MiB that time out while the export is frozen: more than the
+ * connection's buffers hold, so the later ones give up with their request
+ * still queued in nng. */
+#define STALL_CALLS 24
+#define STALL_TIMEOUT_MS 100
+
+/* A peer that stops reading costs each caller its timeout, and the import
+ * lives on: nng 1.5 aborts the process (an assertion) when a request still
+ * queued is cancelled while a receive for its answer waits. */
+static void test_stalled_peer(void **state) {
+  unsigned char *request = calloc(1, BIG), *response = malloc(BIG);
+  shmrpc_client *client;
+  size_t len = 0;
+  int i, rc;
+  static bridged b; /* the teardown may need it after a failure */
+  (void)state;
+  assert_non_null(request);
+  assert_non_null(response);
+  bridged_start(&b, "stall", "1048576");
+  client = open_client(b.import_name);
+  freeze(b.exp.pid);
+  for (i = 0; i < STALL_CALLS; i++) {
+    rc = shmrpc_call(client, T_ECHO, request, BIG, response, BIG, &len,
+                     STALL_TIMEOUT_MS);
+    if (rc != SHMRPC_ETIMEDOUT)
+      print_error("call %d: %s: %s\n", i, shmrpc_err_name(rc),
+                  shmrpc_error_message(rc));
+    assert_int_equal(rc, SHMRPC_ETIMEDOUT);
+  }
+  assert_int_equal(kill(b.exp.pid, SIGCONT), 0);
+  request[0] = 42;
+  rc = shmrpc_call(client, T_ECHO, request, 1, response, BIG, &len, T_EXIT_MS);
+  if (rc != 0)
+    print_error("after SIGCONT: %s: %s\n", shmrpc_err_name(rc),
+                shmrpc_error_message(rc));
+  assert_int_equal(rc, 0);
+  assert_int_equal(len, 1);
+  assert_int_equal(response[0], 42);
+  shmrpc_client_close(client);
+  bridged_stop(&b);
+  free(request);
+  free(response);
+}
+
 /* Sends one raw message to the export; returns nng's result, and with 0
  * the answer (which the caller frees). */
 static int raw_exchange(nng_socket socket, const void *data, size_t len,
@@ -1027,6 +1071,7 @@ int main(int argc, char **argv) {
                                 bridge_teardown),
       cmocka_unit_test_teardown(test_silent_network, bridge_teardown),
       cmocka_unit_test_teardown(test_big_call, bridge_teardown),
+      cmocka_unit_test_teardown(test_stalled_peer, bridge_teardown),
       cmocka_unit_test_teardown(test_hostile_peer, bridge_teardown),
       cmocka_unit_test_teardown(test_loopback_only, bridge_teardown),
   };
