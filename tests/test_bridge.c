@@ -879,6 +879,11 @@ static void test_stalled_peer(void **state) {
   assert_int_equal(len, 1);
   assert_int_equal(response[0], 42);
   shmrpc_client_close(client);
+  /* After such a stall nng 1.5 often hangs in nng_close at the import's
+   * stop, its reaper waiting on a task that never ends (README, Limits):
+   * this test is about the calls, so the import is killed, not stopped. */
+  helper_kill(&b.imp);
+  shmrpc_service_clean(b.import_name, 0);
   bridged_stop(&b);
   free(request);
   free(response);
