@@ -372,9 +372,10 @@ static int forward(void *user_data, const void *request, size_t request_len,
 
   if (timeout_ms == 0)
     return shmrpc_reply_fail(reply, SHMRPC_ETIMEDOUT);
-  /* nng's clock counts whole milliseconds, and timeout_ms is rounded
-   * down: one more keeps our wait from ending before the caller's. */
-  deadline = timeout_ms < 0 ? 0 : nng_clock() + (nng_time)timeout_ms + 1;
+  /* timeout_ms is rounded down, and nng's clock counts whole milliseconds
+   * (now may be all but 1 ms past nng_clock()): each loses up to 1 ms, so
+   * two more keep our wait from ending before the caller's deadline. */
+  deadline = timeout_ms < 0 ? 0 : nng_clock() + (nng_time)timeout_ms + 2;
   msg = make_request(BRIDGE_WIRE_CALL, shmrpc_reply_method(reply), timeout_ms,
                      request, request_len);
   if (msg == NULL)
